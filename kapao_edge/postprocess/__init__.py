@@ -73,7 +73,8 @@ def postprocess(
         config = PostprocessConfig()
     elif not isinstance(config, PostprocessConfig):
         raise InputError(f"config must be a PostprocessConfig, got {type(config).__name__}")
-    predictions, input_hw, original_hws = check_inputs(predictions, input_hw, original_hws)
+    # float16 stays narrow until a backend needs it wider: the C++ core reads it in place.
+    predictions, input_hw, original_hws = check_inputs(predictions, input_hw, original_hws, widen_half=False)
 
     if backend != "numpy":
         cpp = _cpp_module()
@@ -84,7 +85,7 @@ def postprocess(
         if not _fallback_warned:
             _fallback_warned = True
             warnings.warn(FALLBACK_WARNING, RuntimeWarning, stacklevel=2)
-    return postprocess_numpy(predictions, input_hw, original_hws, config)
+    return postprocess_numpy(predictions.astype(np.float32, copy=False), input_hw, original_hws, config)
 
 
 class _CallablePackage(ModuleType):

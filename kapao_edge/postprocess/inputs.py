@@ -20,8 +20,11 @@ def num_keypoints_of(num_outputs: int) -> int:
     return (num_outputs - 6) // 3
 
 
-def check_predictions(predictions: Any) -> np.ndarray:
-    """(B, N, No) float32 C-contiguous predictions; float16 is widened, other dtypes are refused."""
+def check_predictions(predictions: Any, *, widen_half: bool = True) -> np.ndarray:
+    """(B, N, No) C-contiguous float32 (or float16 when ``widen_half`` is False); other dtypes are refused.
+
+    The C++ backend reads float16 in place, so the facade keeps it narrow for that path.
+    """
     if not isinstance(predictions, np.ndarray):
         raise InputError(
             f"predictions must be a NumPy array, got {type(predictions).__name__} "
@@ -30,7 +33,8 @@ def check_predictions(predictions: Any) -> np.ndarray:
     if predictions.ndim != 3:
         raise InputError(f"predictions must have shape (B, N, No), got {predictions.shape}")
     if predictions.dtype == np.float16:
-        predictions = predictions.astype(np.float32)
+        if widen_half:
+            predictions = predictions.astype(np.float32)
     elif predictions.dtype != np.float32:
         raise InputError(f"predictions must be float32 or float16, got dtype {predictions.dtype}")
     num_keypoints_of(predictions.shape[2])
@@ -67,8 +71,8 @@ def check_original_hws(original_hws: Any, batch_size: int) -> list[tuple[int, in
 
 
 def check_inputs(
-    predictions: Any, input_hw: Any, original_hws: Any
+    predictions: Any, input_hw: Any, original_hws: Any, *, widen_half: bool = True
 ) -> tuple[np.ndarray, tuple[int, int], list[tuple[int, int]]]:
     """Validated, normalised ``(predictions, input_hw, original_hws)``."""
-    predictions = check_predictions(predictions)
+    predictions = check_predictions(predictions, widen_half=widen_half)
     return predictions, check_hw(input_hw, "input_hw"), check_original_hws(original_hws, predictions.shape[0])

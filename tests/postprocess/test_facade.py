@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -84,16 +85,26 @@ def test_non_contiguous_input_gives_the_same_result(scene):
     np.testing.assert_array_equal(got[0].keypoints, expected[0].keypoints)
 
 
-def test_cpp_backend_missing_is_explained(scene):
-    if cpp_available():
-        pytest.skip("the C++ post-processor is built here")
+@pytest.fixture()
+def without_extension(monkeypatch):
+    """Make ``kapao_edge._postproc`` fail to import, as in a source checkout without a build."""
+    from kapao_edge.postprocess import cpp
+
+    monkeypatch.setitem(sys.modules, "kapao_edge._postproc", None)
+    cpp._extension.cache_clear()
+    yield
+    monkeypatch.undo()
+    cpp._extension.cache_clear()
+
+
+def test_cpp_backend_missing_is_explained(scene, without_extension):
+    assert not cpp_available()
     with pytest.raises(InputError, match="not built.*backend='numpy'"):
         postprocess(scene, (128, 128), (128, 128), backend="cpp")
 
 
-def test_auto_falls_back_to_numpy_with_one_warning(scene, monkeypatch):
-    if cpp_available():
-        pytest.skip("the C++ post-processor is built here")
+def test_auto_falls_back_to_numpy_with_one_warning(scene, monkeypatch, without_extension):
+    assert not cpp_available()
     monkeypatch.setattr(facade, "_fallback_warned", False)
     with pytest.warns(RuntimeWarning, match="C\\+\\+ post-processor not built") as record:
         first = postprocess(scene, (128, 128), (128, 128))
