@@ -1,0 +1,52 @@
+"""`kapao-edge val`: COCO keypoint AP of a checkpoint or a deployed engine on an annotated set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands.predict import open_engine, postprocess_config
+
+
+@user_errors
+def val(
+    data: Annotated[Path, typer.Option("--data", help="Person-keypoints annotations JSON (COCO format).")],
+    images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
+    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx).")] = None,
+    imgsz: Annotated[int, typer.Option(help="Long side of the network input (multiple of 64).")] = 640,
+    thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'val' (official validation) or 'demo'.")] = "val",
+    save_json: Annotated[Optional[Path], typer.Option("--save-json", help="Write the COCO results here.")] = None,
+    protocol: Annotated[str, typer.Option(help="'auto' (CrowdPose files need crowdposetools) or 'coco'.")] = "auto",
+    preset: Annotated[Optional[str], typer.Option(help="Preset when the model file does not say.")] = None,
+    device: Annotated[str, typer.Option(help="Torch device for --weights.")] = "cpu",
+    postprocess_backend: Annotated[str, typer.Option(help="Post-processor: auto, cpp or numpy.")] = "auto",
+) -> None:
+    """Evaluate keypoint AP/AR (pycocotools) and PCK@0.2."""
+    from rich.table import Table
+
+    from kapao_edge.eval.validate import validate
+    from kapao_edge.utils.io import write_text_atomic
+
+    config = postprocess_config(thresholds)
+    with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
+        result = validate(
+            model, data, images, imgsz=imgsz, config=config,
+            postprocess_backend=postprocess_backend, protocol=protocol,
+        )
+    table = Table(title=f"{data.name}: {result.num_images} images, {len(result.results)} poses")
+    for name in result.metrics:
+        table.add_column(name, justify="right")
+    table.add_column("PCK@0.2", justify="right")
+    table.add_row(*(f"{v:.1f}" for v in result.metrics.values()), f"{result.pck['PCK']:.1f}")
+    console.print(table)
+    console.print(
+        f"{result.seconds / max(result.num_images, 1) * 1000:.1f} ms per image ({model.backend} engine)", markup=False
+    )
+    if save_json is not None:
+        write_text_atomic(save_json, json.dumps(result.results))
+        console.print(f"COCO results: {save_json}")

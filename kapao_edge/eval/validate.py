@@ -1,0 +1,121 @@
+"""Run an engine over an annotated keypoint set and score it: the loop behind `val` and `parity`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kapao_edge.data import prepare_val, rect_batch_shape
+from kapao_edge.data.coco import KeypointDataset, load_keypoint_dataset
+from kapao_edge.engines.base import Engine
+from kapao_edge.errors import InputError
+from kapao_edge.eval.coco_eval import evaluate_keypoints, pck, results_to_coco
+from kapao_edge.postprocess import Poses, PostprocessConfig, postprocess
+
+
+@dataclass
+class ValidationResult:
+    metrics: dict[str, float]  # AP, AP50, AP75, APM, APL, AR, ... on 0-100
+    pck: dict[str, Any]
+    results: list[dict]  # COCO keypoint results
+    poses: dict[int, Poses] = field(repr=False)  # image id -> poses, for per-detection comparisons
+    num_images: int = 0
+    seconds: float = 0.0
+
+
+def predict_dataset(
+    engine: Engine,
+    dataset: KeypointDataset,
+    *,
+    imgsz: int = 640,
+    config: PostprocessConfig | None = None,
+    postprocess_backend: str = "auto",
+    progress: bool = True,
+) -> dict[int, Poses]:
+    """Poses for every image of ``dataset`` through the official validation pre-processing.
+
+    Long side resized to ``imgsz`` (INTER_AREA when shrinking), then letterboxed without enlarging to
+    the engine's fixed shape, or to the image's own rectangle rounded up to 64 for dynamic engines.
+    """
+    from rich.progress import Progress
+
+    config = config or PostprocessConfig.official_val()
+    fixed_hw = engine.metadata.default_hw
+    poses_by_id: dict[int, Poses] = {}
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("val", total=len(dataset))
+        for index, record in enumerate(dataset.images):
+            image = dataset.load_image(index)
+            batch_hw = fixed_hw or rect_batch_shape([image.shape[:2]], imgsz)
+            chw, info = prepare_val(image, imgsz, batch_hw=batch_hw)  # (3, H, W)
+            predictions = engine(chw[None])  # (1, N, No)
+            poses_by_id[record.id] = postprocess(
+                predictions, info.input_hw, [info.original_hw], config, backend=postprocess_backend
+            )[0]
+            bar.advance(task)
+    return poses_by_id
+
+
+def validate(
+    engine: Engine,
+    annotations: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    *,
+    imgsz: int = 640,
+    config: PostprocessConfig | None = None,
+    postprocess_backend: str = "auto",
+    protocol: str = "auto",
+    progress: bool = True,
+) -> ValidationResult:
+    """AP/AR (pycocotools, the preset's OKS sigmas) and PCK@0.2 of ``engine`` on a keypoint set."""
+    dataset = load_keypoint_dataset(annotations, images_dir)
+    if dataset.preset.name != engine.preset.name:
+        raise InputError(
+            f"{dataset.annotations_path.name} has {dataset.preset.num_keypoints} keypoints ({dataset.preset.name}) "
+            f"but the model predicts {engine.preset.num_keypoints} ({engine.preset.name})"
+        )
+    start = time.perf_counter()
+    poses_by_id = predict_dataset(
+        engine, dataset, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend, progress=progress
+    )
+    seconds = time.perf_counter() - start
+    image_ids = list(poses_by_id)
+    results = results_to_coco([poses_by_id[i] for i in image_ids], image_ids)
+    metrics = evaluate_keypoints(dataset.annotations_path, results, dataset.preset, protocol=protocol)
+    pck_scores = pck(dataset, results, alpha=0.2)
+    return ValidationResult(
+        metrics=metrics, pck=pck_scores, results=results, poses=poses_by_id,
+        num_images=len(dataset), seconds=seconds,
+    )
+
+
+def mean_keypoint_error(reference: dict[int, Poses], other: dict[int, Poses]) -> dict[str, float]:
+    """Per-detection deltas between two runs on the same images: poses matched by index in score order.
+
+    Both runs share the post-processing, so equal networks give equal pose lists; what differs is the
+    score and keypoint position of each detection (and, near thresholds, the count).
+    """
+    keypoint_errors, score_errors, count_diffs = [], [], 0
+    for image_id, ref in reference.items():
+        cand = other.get(image_id)
+        if cand is None:
+            continue
+        count = min(len(ref), len(cand))
+        count_diffs += abs(len(ref) - len(cand))
+        if count:
+            diff = ref.keypoints[:count, :, :2] - cand.keypoints[:count, :, :2]  # (P, K, 2)
+            keypoint_errors.append(np.linalg.norm(diff, axis=-1).reshape(-1))
+            score_errors.append(np.abs(ref.scores[:count] - cand.scores[:count]))
+    kp = np.concatenate(keypoint_errors) if keypoint_errors else np.zeros(0)
+    sc = np.concatenate(score_errors) if score_errors else np.zeros(0)
+    return {
+        "keypoint_error_px_mean": float(kp.mean()) if kp.size else 0.0,
+        "keypoint_error_px_p95": float(np.percentile(kp, 95)) if kp.size else 0.0,
+        "score_error_mean": float(sc.mean()) if sc.size else 0.0,
+        "score_error_max": float(sc.max()) if sc.size else 0.0,
+        "pose_count_difference": int(count_diffs),
+    }

@@ -1,0 +1,58 @@
+"""Drawing poses on images, for `predict` and `demo` outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kapao_edge.presets import Preset
+
+# BGR colours: the figure's left side, right side and centre line, so a mirrored skeleton shows.
+_LEFT = (255, 128, 0)
+_RIGHT = (0, 128, 255)
+_CENTRE = (0, 220, 0)
+
+
+def _side(name: str) -> tuple[int, int, int]:
+    if name.startswith("left"):
+        return _LEFT
+    if name.startswith("right"):
+        return _RIGHT
+    return _CENTRE
+
+
+def draw_poses(
+    image_bgr: np.ndarray,
+    keypoints: np.ndarray,  # (P, K, 3) [x, y, conf] in image pixels
+    boxes: np.ndarray | None,  # (P, 4) xyxy or None
+    scores: np.ndarray | None,  # (P,)
+    preset: Preset,
+    *,
+    draw_boxes: bool = True,
+) -> np.ndarray:
+    """Return a copy of ``image_bgr`` with skeletons (left orange, right blue) and person boxes."""
+    import cv2
+
+    canvas = image_bgr.copy()
+    height, width = canvas.shape[:2]
+    thickness = max(1, round(min(height, width) / 300))
+    radius = thickness + 1
+    for person, kps in enumerate(keypoints):
+        points = [(int(round(x)), int(round(y))) for x, y in kps[:, :2]]
+        for a, b in preset.skeleton:
+            side_a, side_b = _side(preset.keypoint_names[a]), _side(preset.keypoint_names[b])
+            colour = side_a if side_a == side_b else _CENTRE
+            cv2.line(canvas, points[a], points[b], colour, thickness, cv2.LINE_AA)
+        for k, point in enumerate(points):
+            # Keypoints confirmed by a keypoint object (conf > 0) get a white rim.
+            cv2.circle(canvas, point, radius, _side(preset.keypoint_names[k]), -1, cv2.LINE_AA)
+            if kps[k, 2] > 0:
+                cv2.circle(canvas, point, radius + 1, (255, 255, 255), 1, cv2.LINE_AA)
+        if draw_boxes and boxes is not None:
+            x1, y1, x2, y2 = (int(round(v)) for v in boxes[person])
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), (200, 200, 200), 1)
+            if scores is not None:
+                cv2.putText(
+                    canvas, f"{scores[person]:.2f}", (x1, max(y1 - 3, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA,
+                )
+    return canvas

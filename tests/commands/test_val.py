@@ -1,0 +1,83 @@
+"""`kapao-edge val` end to end: real images, real checkpoints, real pycocotools evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+from typer.testing import CliRunner
+
+from kapao_edge.cli import app
+
+runner = CliRunner()
+
+
+def test_val_on_the_coco_sample_prints_metrics_and_saves_results(
+    tmp_path: Path, coco_sample_dir: Path, posing_checkpoint: Path
+):
+    saved = tmp_path / "results.json"
+    result = runner.invoke(app, [
+        "val", "--weights", str(posing_checkpoint), "--data", str(coco_sample_dir / "person_keypoints_sample.json"),
+        "--images", str(coco_sample_dir), "--imgsz", "320", "--save-json", str(saved),
+    ])
+    assert result.exit_code == 0, result.output
+    for metric in ("AP", "AP50", "AR", "PCK@0.2"):
+        assert metric in result.output
+    results = json.loads(saved.read_text())
+    assert results and all(r["category_id"] == 1 for r in results)
+
+
+def test_val_handles_grayscale_images_crowd_regions_and_empty_persons(
+    tmp_path: Path, coco_sample_dir: Path, posing_checkpoint: Path
+):
+    annotations = json.loads((coco_sample_dir / "person_keypoints_sample.json").read_text())
+    images = tmp_path / "images"
+    images.mkdir()
+    for info in annotations["images"]:
+        gray = cv2.imread(str(coco_sample_dir / info["file_name"]), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(images / info["file_name"]), gray)
+    first = annotations["annotations"][0]
+    annotations["annotations"].append({  # a crowd region, as COCO marks dense groups
+        **first, "id": 10**9, "iscrowd": 1, "keypoints": [0] * 51, "num_keypoints": 0,
+    })
+    assert any(a["num_keypoints"] == 0 for a in annotations["annotations"])
+    data = tmp_path / "person_keypoints.json"
+    data.write_text(json.dumps(annotations))
+    result = runner.invoke(app, [
+        "val", "--weights", str(posing_checkpoint), "--data", str(data), "--images", str(images), "--imgsz", "256",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "AP" in result.output
+
+
+def test_val_refuses_crowdpose_without_crowdposetools(
+    tmp_path: Path, crowdpose_sample_dir: Path, reference_dir: Path
+):
+    result = runner.invoke(app, [
+        "val", "--weights", str(reference_dir / "kapao_tiny_crowdpose_random.pt"),
+        "--data", str(crowdpose_sample_dir / "crowdpose_sample.json"), "--images", str(crowdpose_sample_dir),
+        "--imgsz", "256",
+    ])
+    try:
+        import crowdposetools  # noqa: F401
+    except ImportError:
+        assert result.exit_code == 2
+        assert "crowdposetools" in result.output
+    else:
+        assert result.exit_code == 0, result.output
+
+
+def test_val_refuses_a_preset_mismatch(tmp_path: Path, coco_sample_dir: Path, reference_dir: Path):
+    result = runner.invoke(app, [
+        "val", "--weights", str(reference_dir / "kapao_tiny_crowdpose_random.pt"),
+        "--data", str(coco_sample_dir / "person_keypoints_sample.json"), "--images", str(coco_sample_dir),
+    ])
+    assert result.exit_code == 2
+    assert "keypoints" in result.output
+
+
+def test_val_reports_a_missing_annotations_file(tmp_path: Path, posing_checkpoint: Path):
+    result = runner.invoke(app, ["val", "--weights", str(posing_checkpoint), "--data", str(tmp_path / "none.json")])
+    assert result.exit_code == 2
+    assert "none.json" in result.output
