@@ -35,10 +35,16 @@ def _root(
 
 
 def _register() -> None:
-    from kapao_edge.commands import info, predict
+    from kapao_edge.commands import bench, export, info, predict, synth, train, val
 
+    app.command("bench")(bench.bench)
+    app.command("export")(export.export)
+    app.command("demo")(demo.demo)
     app.command("info")(info.info)
     app.command("predict")(predict.predict)
+    app.command("synth")(synth.synth)
+    app.command("train")(train.train)
+    app.command("val")(val.val)
 
 
 _register()

@@ -1,0 +1,51 @@
+"""``kapao-edge train``: train a KAPAO model from scratch on a COCO person-keypoints set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kapao_edge.commands._common import console, user_errors
+
+_SPLIT_HELP = "a folder holding images/ and one COCO person-keypoints .json, or the .json itself"
+
+
+@user_errors
+def train(
+    data: Annotated[Path, typer.Option("--data", help=f"Training set: {_SPLIT_HELP}.")],
+    images: Annotated[Optional[Path], typer.Option("--images", help="Training images folder, when --data is a .json.")] = None,
+    val_data: Annotated[Optional[Path], typer.Option("--val-data", help=f"Held-out set for AP: {_SPLIT_HELP}.")] = None,
+    val_images: Annotated[Optional[Path], typer.Option("--val-images", help="Validation images folder, when --val-data is a .json.")] = None,
+    model: Annotated[str, typer.Option("--model", help="Model config: kapao_tiny, kapao_n, kapao_s, kapao_m, kapao_l.")] = "kapao_tiny",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    imgsz: Annotated[int, typer.Option("--imgsz", help="Square training size, a multiple of 64.")] = 256,
+    batch: Annotated[int, typer.Option("--batch", min=1)] = 16,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Initial learning rate (default 0.01 SGD, 0.001 AdamW).")] = None,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="sgd or adamw.")] = "sgd",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (AMP on CUDA).")] = "cpu",
+    out: Annotated[Path, typer.Option("--out", help="Run folder: last.pt, best.pt, train_log.jsonl.")] = Path("runs/train"),
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Data-loading processes (0: in this process).")] = 0,
+    val_interval: Annotated[int, typer.Option("--val-interval", min=1, help="Validate every N epochs.")] = 1,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads.")] = None,
+    nbs: Annotated[int, typer.Option("--nbs", min=1, help="Nominal batch: gradients accumulate to about this many images.")] = 64,
+    ema_decay: Annotated[Optional[float], typer.Option("--ema-decay", help="Weight EMA decay (default: 0.9999, shortened for short runs).")] = None,
+    cache_images: Annotated[bool, typer.Option("--cache-images/--no-cache-images", help="Keep decoded images in RAM.")] = False,
+) -> None:
+    """Train a KAPAO model; the EMA weights are saved each epoch (last.pt) and at the best AP (best.pt)."""
+    from kapao_edge.train.dataset import resolve_split
+    from kapao_edge.train.trainer import Split, TrainConfig
+    from kapao_edge.train.trainer import train as run_training
+
+    train_split = Split(*resolve_split(data, images))
+    val_split = Split(*resolve_split(val_data, val_images)) if val_data is not None else None
+    config = TrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch_size=batch, optimizer=optimizer.lower(),
+                         lr0=lr, device=device, out_dir=out, seed=seed, workers=workers, val_interval=val_interval,
+                         threads=threads, nominal_batch_size=nbs, ema_decay=ema_decay,
+                         cache_images=cache_images)
+    result = run_training(config, train_split, val_split, log=lambda line: console.print(line, highlight=False))
+    console.print(f"last checkpoint: {result.last_checkpoint}", highlight=False)
+    if result.best_checkpoint is not None:
+        console.print(f"best checkpoint: {result.best_checkpoint} (AP {result.best_ap:.1f})", highlight=False)
