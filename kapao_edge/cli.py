@@ -35,7 +35,7 @@ def _root(
 
 
 def _register() -> None:
-    from kapao_edge.commands import bench, export, info, predict, synth, train, val
+    from kapao_edge.commands import bench, demo, export, info, predict, synth, train, val
 
     app.command("bench")(bench.bench)
     app.command("export")(export.export)

@@ -43,3 +43,39 @@ def coco_sample_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def crowdpose_sample_dir(shared_dir: Path) -> Path:
     return shared_dir / "data" / "crowdpose-sample"
+
+
+@pytest.fixture(scope="session")
+def onnx_export(tmp_path_factory):
+    """Export once per session and share: ``onnx_export(checkpoint, dynamic=..., imgsz=..., batch=...)``.
+
+    Exports take seconds each; engines, export, bench and command tests reuse the same files.
+    """
+    from kapao_edge.export import export_onnx
+    from kapao_edge.model import read_checkpoint
+
+    cache: dict[tuple, Path] = {}
+
+    def export(checkpoint: Path, *, dynamic: str = "batch+hw", imgsz=(256, 320), batch: int = 1) -> Path:
+        key = (str(checkpoint), dynamic, tuple(imgsz), batch)
+        if key not in cache:
+            loaded = read_checkpoint(checkpoint)
+            out = tmp_path_factory.mktemp("onnx") / f"{Path(checkpoint).stem}_{dynamic.replace('+', '_')}.onnx"
+            export_onnx(loaded.model, out, imgsz=imgsz, batch=batch, dynamic=dynamic, source_path=checkpoint)
+            cache[key] = out
+        return cache[key]
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def kapao_s_checkpoint(tmp_path_factory) -> Path:
+    """A freshly initialised kapao_s (seeded) saved in the kapao-edge format."""
+    import torch
+
+    from kapao_edge.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("kapao_s") / "kapao_s.pt"
+    save_checkpoint(build_model("kapao_s"), path)
+    return path

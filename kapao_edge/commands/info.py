@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from kapao_edge.commands._common import user_errors
-from kapao_edge.errors import InputError
+from kapao_edge.errors import EngineError
 
 
 @user_errors
 def info(
     path: Annotated[
-        str, typer.Argument(help="A checkpoint (.pt: official KAPAO or kapao-edge) or a bundled model name.")
+        str,
+        typer.Argument(help="A checkpoint (.pt: official KAPAO or kapao-edge), a bundled model name, or an exported .onnx."),
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Print a model file's preset, keypoint count, parameter count, strides, anchors and input size."""
-    handler = _HANDLERS.get(Path(path).suffix.lower(), _checkpoint_info)
-    for label, value in handler(path):
+    if Path(path).suffix.lower() == ".onnx":
+        details = _onnx_details(path)
+        rows = _onnx_rows(details)
+    else:
+        rows = _checkpoint_info(path)
+        details = dict(rows)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2, sort_keys=True))
+        return
+    for label, value in rows:
         typer.echo(f"{label:<14}{value}")
 
 
@@ -45,11 +56,77 @@ def _checkpoint_info(path: str) -> list[tuple[str, str]]:
     ]
 
 
-def _onnx_info(path: str) -> list[tuple[str, str]]:
-    raise InputError(f"{path}: ONNX info arrives with export")
+def _onnx_details(path: str) -> dict[str, Any]:
+    """Our metadata entry plus what the graph itself says (opset, shapes, size)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from kapao_edge.export.metadata import read_onnx_metadata
+
+    file = Path(path)
+    if not file.is_file():
+        raise EngineError(f"ONNX file not found: {file}")
+    try:
+        proto = onnx.load(str(file), load_external_data=False)
+    except (DecodeError, ValueError, OSError) as exc:
+        raise EngineError(f"{file} is not an ONNX model ({type(exc).__name__}: {exc})") from None
+    if not proto.graph.input or not proto.graph.output:
+        raise EngineError(f"{file} is not an ONNX model (no graph inputs or outputs)")
+    details: dict[str, Any] = {
+        "file": str(file),
+        "file_size": file.stat().st_size,
+        "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
+        "graph_input": _value_shape(proto.graph.input[0]),
+        "graph_output": _value_shape(proto.graph.output[0]),
+        "nodes": len(proto.graph.node),
+    }
+    text = read_onnx_metadata(proto)
+    if text is None:
+        details["kapao_edge"] = None
+        return details
+    try:
+        details["kapao_edge"] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"{file}: its kapao_edge metadata is not valid JSON ({exc})") from None
+    return details
 
 
-_HANDLERS = {".onnx": _onnx_info}
+def _value_shape(value: Any) -> dict[str, Any]:
+    dims = [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+    return {"name": value.name, "shape": dims}
+
+
+def _onnx_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
+    graph_in, graph_out = details["graph_input"], details["graph_output"]
+    rows = [
+        ("file", details["file"]),
+        ("format", f"ONNX (opset {details['opset']}, {details['nodes']} nodes)"),
+        ("file size", f"{details['file_size'] / 1024**2:.1f} MiB"),
+        ("input", f"{graph_in['name']} {_format_shape(graph_in['shape'])}"),
+        ("output", f"{graph_out['name']} {_format_shape(graph_out['shape'])}"),
+    ]
+    meta = details["kapao_edge"]
+    if meta is None:
+        rows.append(("metadata", "none (not written by kapao-edge export): pass --preset/--imgsz to run it"))
+        return rows
+    dynamic = [name for name in meta.get("input_shape", []) if isinstance(name, str)]
+    rows += [
+        ("model", str(meta.get("model_name"))),
+        ("preset", str(meta.get("preset"))),
+        ("keypoints", f"K={meta.get('num_keypoints')}"),
+        ("input shape", _format_shape(meta.get("input_shape", []))),
+        ("dynamic axes", ", ".join(dynamic) or "none (fixed shape)"),
+        ("precision", str(meta.get("precision"))),
+        ("strides", ", ".join(str(s) for s in meta.get("strides", []))),
+        ("rewrites", str(meta.get("rewrites", "not recorded"))),
+        ("source sha256", str(meta.get("source_sha256") or "not recorded")),
+        ("exported by", f"kapao-edge {meta.get('package_version')} ({meta.get('exporter', 'unknown exporter')})"),
+    ]
+    return rows
+
+
+def _format_shape(shape: list[Any]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _format_anchors(model: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from kapao_edge.engines.base import Engine, EngineMetadata
-from kapao_edge.errors import InputError
+from kapao_edge.errors import EngineError, InputError
 
 
 def metadata_for_model(model: Any, *, precision: str = "fp32", source_sha256: str | None = None) -> EngineMetadata:
@@ -41,15 +41,48 @@ class TorchEngine(Engine):
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.model = model.to(self.device).eval()
         if precision == "fp16":
-            self.model.half()  # as the official FP16 inference; outputs are returned as float32
+            # Network in FP16, decode in FP32: boxes, keypoints and scores share one tensor, and FP16
+            # rounding of pixel coordinates (0.5 px steps above 1024) would move keypoints.
+            self.model.half()
+            self.model.detect.anchor_grid = self.model.detect.anchor_grid.float()
+
+    def _forward(self, batch: Any) -> Any:
+        if self.model is None:
+            raise EngineError("this engine is closed")
+        if not batch.dtype.is_floating_point or batch.element_size() == 4:
+            return self.model(batch)  # (B, N, No) FP32 end to end
+        raw = self.model.features(batch)  # per level (B, na, H, W, No), FP16
+        return self.model.detect.decode([level.float() for level in raw])  # (B, N, No) FP32
 
     def _infer(self, images: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             batch = torch.from_numpy(images).to(self.device, self.dtype)  # (B, 3, H, W)
-            predictions = self.model(batch)  # (B, N, No)
+            predictions = self._forward(batch)  # (B, N, No)
             return predictions.float().cpu().numpy()
+
+    def infer_stages(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """Predictions and seconds per stage: h2d / infer / d2h on CUDA (synchronised), infer on CPU."""
+        import time
+
+        import torch
+
+        images = self.validate_input(images)
+        on_gpu = self.device.type == "cuda"
+        sync = torch.cuda.synchronize if on_gpu else (lambda *_: None)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            batch = torch.from_numpy(images).to(self.device, self.dtype)  # (B, 3, H, W)
+            sync()
+            t1 = time.perf_counter()
+            predictions = self._forward(batch)  # (B, N, No)
+            sync()
+            t2 = time.perf_counter()
+            result = predictions.float().cpu().numpy()
+            t3 = time.perf_counter()
+        stages = {"h2d": t1 - t0, "infer": t2 - t1, "d2h": t3 - t2} if on_gpu else {"infer": t3 - t0}
+        return np.ascontiguousarray(result, dtype=np.float32), stages
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

@@ -61,7 +61,7 @@ def _bad_files(tmp_path: Path, reference_dir: Path) -> dict[str, tuple[Path, str
         "not kapao": (bare, "not a KAPAO checkpoint"),
         "missing": (tmp_path / "missing.pt", "checkpoint not found"),
         "directory": (tmp_path, "is a directory"),
-        "onnx": (tmp_path / "model.onnx", "ONNX info arrives with export"),
+        "onnx": (tmp_path / "model.onnx", "ONNX file not found"),
     }
 
 
