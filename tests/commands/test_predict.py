@@ -89,3 +89,21 @@ def test_predict_refuses_a_non_kapao_checkpoint(tmp_path: Path, coco_sample_dir:
     result = _invoke(coco_sample_dir, "--weights", bogus, "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert "error" in result.output.lower()
+
+
+def test_predict_with_an_onnx_engine_gives_the_same_poses_as_the_checkpoint(
+    tmp_path: Path, coco_sample_dir: Path, posing_checkpoint: Path, onnx_export
+):
+    onnx_path = onnx_export(posing_checkpoint)  # dynamic batch and H/W, metadata inside
+    runs = {}
+    for flag, model in (("--weights", posing_checkpoint), ("--engine", onnx_path)):
+        out = tmp_path / flag.strip("-")
+        result = _invoke(coco_sample_dir, flag, model, "--out", out, "--imgsz", "320", "--no-save-images")
+        assert result.exit_code == 0, result.output
+        runs[flag] = json.loads((out / "results.json").read_text())
+    reference, engine = runs["--weights"], runs["--engine"]
+    assert reference and len(engine) == len(reference)
+    for ref, got in zip(reference, engine):
+        assert got["image_id"] == ref["image_id"]
+        np.testing.assert_allclose(got["keypoints"], ref["keypoints"], atol=0.05)
+        assert abs(got["score"] - ref["score"]) < 1e-3
