@@ -7,6 +7,7 @@ whatever the number of worker processes, and the first N images of a larger set 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -113,7 +114,12 @@ def generate_dataset(
             if progress:
                 progress(done)
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        # "spawn", not fork: a process that has loaded torch or cv2 holds thread pools whose locks a
+        # forked child inherits mid-use, and such a child can hang forever.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=spawn, initializer=cv2.setNumThreads, initargs=(1,)
+        ) as pool:
             chunk = max(1, min(16, num_images // (4 * workers)))
             for done, persons in enumerate(pool.map(_make_image, jobs, chunksize=chunk), 1):
                 per_image.append(persons)
