@@ -35,13 +35,15 @@ def _root(
 
 
 def _register() -> None:
-    from kapao_edge.commands import bench, demo, export, info, predict, synth, train, val
+    from kapao_edge.commands import bench, demo, export, info, parity, predict, quantize, synth, train, val
 
     app.command("bench")(bench.bench)
     app.command("export")(export.export)
     app.command("demo")(demo.demo)
     app.command("info")(info.info)
+    app.command("parity")(parity.parity)
     app.command("predict")(predict.predict)
+    app.command("quantize")(quantize.quantize)
     app.command("synth")(synth.synth)
     app.command("train")(train.train)
     app.command("val")(val.val)

@@ -1,0 +1,201 @@
+"""INT8 Q/DQ ONNX through ONNX Runtime's ``quantize_static``, in two flavours.
+
+``tensorrt``: symmetric QInt8 activations and weights, per-channel weights, Q/DQ on Conv inputs
+only, float bias, decode untouched; the file passes ``lint_qdq`` or is not written.
+``cpu``: the flavour ONNX Runtime's CPU kernels run fastest (QUInt8 activations, QInt8 per-channel
+weights, Conv outputs quantized too so QLinearConv fuses), after ORT's pre-processing.
+
+Calibration runs once through ``calibrate`` (ORT's own calibrator, our reader, our cache) and
+``quantize_static`` then reads the cached ranges via ``calibration_cache_path`` with no data reader:
+ranges are computed exactly as ``quantize_static`` would, but can be reused across runs and across
+the many trial quantizations of ``--exclude auto``. (ONNX Runtime releases before that parameter
+recalibrate from the same reader instead: same ranges, more time.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kapao_edge.calibration.cache import CalibrationStats, ort_method
+from kapao_edge.calibration.graph import first_conv, head_convs, producers_of
+from kapao_edge.calibration.lint import assert_qdq_ok
+from kapao_edge.errors import EngineError, InputError
+
+TARGETS = ("tensorrt", "cpu")
+CALIBRATED_OPS = ["Conv"]  # the tensorrt flavour; recipe(target).ops per target
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """quantize_static arguments of one target."""
+
+    target: str
+    activation: str  # "QInt8" | "QUInt8"
+    weight: str
+    reduce_range: bool
+    extra_options: dict[str, Any]
+    ops: tuple[str, ...] = ("Conv",)
+
+
+def recipe(target: str) -> Int8Recipe:
+    if target == "tensorrt":
+        return Int8Recipe(
+            target, "QInt8", "QInt8", False,
+            {
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "AddQDQPairToWeight": True,
+                "DedicatedQDQPair": False,  # shared pairs; non-Conv readers are routed around them below
+                "OpTypesToExcludeOutputQuantization": ["Conv"],  # Q/DQ on Conv inputs only
+            },
+        )
+    if target == "cpu":
+        # Conv alone leaves SiLU (Sigmoid, Mul) in float between every QLinearConv: no faster than FP32
+        # (benchmarks/int8_cpu.py, kapao_s 640: 1.02x); quantizing the elementwise ops too gave 1.68x.
+        return Int8Recipe(target, "QUInt8", "QInt8", False, {"WeightSymmetric": True},
+                          ("Conv", "Mul", "Add", "Concat", "MaxPool", "Resize", "Sigmoid"))
+    raise InputError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+
+
+def default_exclusions(model: Any) -> list[str]:
+    """The stem conv (reads raw pixels) and the head convs (write the decode's inputs) stay float."""
+    graph = model.graph
+    names = [first_conv(graph).name] + [node.name for node in head_convs(graph)]
+    return list(dict.fromkeys(names))
+
+
+def quantize_from_stats(
+    model_path: str | Path,
+    stats: CalibrationStats,
+    *,
+    target: str,
+    nodes_to_exclude: list[str],
+    nodes_to_quantize: list[str] | None = None,
+    images: Any = None,
+) -> Any:
+    """An INT8 onnx.ModelProto of ``model_path`` from cached ranges; for ``tensorrt`` it passes the lint.
+
+    ONNX Runtime releases without ``calibration_cache_path`` recalibrate from ``images`` instead
+    (the same reader, the same method, so the same ranges, only slower).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    chosen = recipe(target)
+    with tempfile.TemporaryDirectory(prefix="kapao-int8-") as work:
+        out = Path(work) / "int8.onnx"
+        with quiet_ort_logs():
+            quantize_static(
+                str(model_path),
+                str(out),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(chosen.ops),
+                per_channel=True,
+                reduce_range=chosen.reduce_range,
+                activation_type=getattr(QuantType, chosen.activation),
+                weight_type=getattr(QuantType, chosen.weight),
+                nodes_to_quantize=nodes_to_quantize,
+                nodes_to_exclude=list(nodes_to_exclude),
+                calibrate_method=ort_method(stats.method),
+                extra_options=dict(chosen.extra_options),
+                **_ranges_source(quantize_static, stats, images),
+            )
+        model = onnx.load(str(out))
+    if target == "tensorrt":
+        route_non_conv_readers_around_qdq(model)
+        assert_qdq_ok(model, source="the INT8 (tensorrt) graph")
+    return model
+
+
+def _ranges_source(quantize_static: Any, stats: CalibrationStats, images: Any) -> dict[str, Any]:
+    if "calibration_cache_path" in inspect.signature(quantize_static).parameters:
+        return {"calibration_data_reader": None, "calibration_cache_path": str(stats.ranges_path)}
+    if images is None:
+        raise EngineError(
+            "this onnxruntime cannot quantize from cached ranges (no calibration_cache_path); upgrade onnxruntime"
+        )
+    images.rewind()
+    return {"calibration_data_reader": images}
+
+
+def route_non_conv_readers_around_qdq(model: Any) -> int:
+    """Make every reader of a dequantized activation, other than a quantized Conv, read the float tensor.
+
+    ``quantize_static`` shares one Q/DQ pair among all readers of a tensor, so a residual Add or a
+    Concat beside a Conv would read INT8-rounded values; TensorRT (and the lint) want Q/DQ on Conv
+    inputs only. Returns how many inputs were rerouted; orphaned Q/DQ nodes are removed.
+    """
+    graph = model.graph
+    producers = producers_of(graph)
+
+    def dequantized(name: str) -> bool:
+        node = producers.get(name)
+        return node is not None and node.op_type == "DequantizeLinear"
+
+    quantized_convs = {
+        node.name for node in graph.node if node.op_type == "Conv" and len(node.input) > 1 and dequantized(node.input[1])
+    }
+    rerouted = 0
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            if not dequantized(name) or (node.name in quantized_convs and slot in (0, 1)):
+                continue
+            quantize = producers.get(producers[name].input[0])
+            if quantize is not None and quantize.op_type == "QuantizeLinear":
+                node.input[slot] = quantize.input[0]
+                rerouted += 1
+    _drop_orphans(graph)
+    return rerouted
+
+
+def _drop_orphans(graph: Any) -> None:
+    outputs = {value.name for value in graph.output}
+    while True:
+        read = {name for node in graph.node for name in node.input}
+        orphans = [
+            node for node in graph.node
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in read or o in outputs for o in node.output)
+        ]
+        if not orphans:
+            break
+        for node in orphans:
+            graph.node.remove(node)
+    read = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def preprocess_for_cpu(model_path: str | Path, out_path: str | Path) -> str:
+    """ORT's quantization pre-processing (shape inference, graph optimisation); a note when it falls back."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with quiet_ort_logs():
+            quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=False)
+        return "quant_pre_process: symbolic shape inference and graph optimisation"
+    except Exception:  # symbolic shape inference rejects some dynamo graphs; ONNX inference still works
+        with quiet_ort_logs():
+            quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=True)
+        return "quant_pre_process: ONNX shape inference and graph optimisation (symbolic inference failed)"
+
+
+@contextlib.contextmanager
+def quiet_ort_logs():
+    """quantize_static logs advice and prints per-tensor notes; they are not the user's concern."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(previous)

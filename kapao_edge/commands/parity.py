@@ -1,0 +1,83 @@
+"""``kapao-edge parity``: AP of the PyTorch reference against FP32/FP16/INT8 deployed variants."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kapao_edge.commands._common import console, user_errors
+
+
+@user_errors
+def parity(
+    weights: Annotated[Path, typer.Option("--weights", "-w", help="Reference checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option("--data", help="Person-keypoints annotations JSON.")],
+    images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
+    precisions: Annotated[str, typer.Option(help="Variants to make from --weights: comma list of fp32, fp16, int8.")] = "fp32,fp16,int8",
+    engines: Annotated[Optional[str], typer.Option(help="Comma list of ready .onnx files to compare instead.")] = None,
+    calib: Annotated[Optional[Path], typer.Option(help="INT8 calibration images (default: the --data set).")] = None,
+    calib_images: Annotated[int, typer.Option(help="Images sampled for INT8 calibration.")] = 500,
+    imgsz: Annotated[int, typer.Option(help="Long side of the network input (multiple of 64).")] = 640,
+    work_dir: Annotated[Optional[Path], typer.Option(help="Where variants are written (default: a temporary folder).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the comparison as JSON.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write an AP bar chart (PNG; needs matplotlib).")] = None,
+    tolerance_fp32: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for FP32 variants.")] = 0.05,
+    tolerance_fp16: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for FP16 variants.")] = 0.2,
+    tolerance_int8: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for INT8 variants.")] = 1.0,
+) -> None:
+    """Evaluate reference and variants on the same images; exit non-zero if any |ΔAP| is out of tolerance."""
+    from rich.table import Table
+
+    from kapao_edge.bench.report import require_matplotlib
+    from kapao_edge.errors import InputError
+    from kapao_edge.eval.parity import build_variants, parse_precisions, run_parity, write_parity_plot
+    from kapao_edge.utils.io import write_text_atomic
+
+    if plot is not None:
+        require_matplotlib()
+    tolerances = {"fp32": tolerance_fp32, "fp16": tolerance_fp16, "int8": tolerance_int8}
+    with tempfile.TemporaryDirectory(prefix="kapao-parity-") as scratch, console.status("parity") as status:
+        step = lambda text: status.update(text)  # noqa: E731
+        if engines:
+            paths = [Path(part.strip()) for part in engines.split(",") if part.strip()]
+            missing = [str(p) for p in paths if not p.is_file()]
+            if missing:
+                raise InputError(f"engine file(s) not found: {', '.join(missing)}")
+        else:
+            paths = build_variants(
+                weights, parse_precisions(precisions), work_dir or Path(scratch), imgsz=imgsz,
+                calib=calib if calib is not None else data, calib_images=calib_images, on_step=step,
+            )
+        report = run_parity(weights, data, images, paths, imgsz=imgsz, tolerances=tolerances, on_step=step)
+
+    table = Table(title=f"{data.name}: {report.num_images} images, imgsz {imgsz}")
+    for column in ("engine", "precision", "AP", "AP50", "AP75", "AR", "ΔAP", "kp err px", "score err", "ok"):
+        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    ref = report.reference
+    table.add_row("torch (reference)", "fp32", *(_num(ref[k]) for k in ("AP", "AP50", "AP75", "AR")), "", "", "", "")
+    for v in report.variants:
+        d = v.detection_deltas
+        table.add_row(
+            v.name, v.precision, *(_num(v.metrics[k]) for k in ("AP", "AP50", "AP75", "AR")),
+            "n/a" if v.delta_AP is None else f"{v.delta_AP:+.2f}",
+            f"{d['matched_keypoint_error_px_mean']:.2f}", f"{d['matched_score_error_mean']:.4f}",
+            "yes" if v.within_tolerance else "[bold red]NO[/]",
+        )
+    console.print(table)
+    if json_out is not None:
+        write_text_atomic(json_out, report.to_json())
+        console.print(f"JSON: {json_out}", markup=False)
+    if plot is not None:
+        write_parity_plot(report, plot)
+        console.print(f"plot: {plot}", markup=False)
+    failed = [v.name for v in report.variants if not v.within_tolerance]
+    if failed:
+        console.print(f"[bold red]out of tolerance:[/] {', '.join(failed)}")
+        raise typer.Exit(code=1)
+
+
+def _num(value: float) -> str:
+    return "n/a" if value != value else f"{value:.1f}"

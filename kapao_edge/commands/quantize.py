@@ -1,0 +1,56 @@
+"""``kapao-edge quantize``: an FP32 ONNX export to FP16 or INT8 (Q/DQ) with calibration and a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kapao_edge.commands._common import console, user_errors
+
+
+@user_errors
+def quantize(
+    onnx_file: Annotated[Path, typer.Option("--onnx", help="FP32 ONNX written by `kapao-edge export`.")],
+    precision: Annotated[str, typer.Option(help="fp16 or int8.")],
+    calib: Annotated[Optional[Path], typer.Option(help="Calibration images: a folder, a COCO annotations JSON or a list file.")] = None,
+    calib_images: Annotated[int, typer.Option(help="Images sampled for calibration.")] = 500,
+    method: Annotated[str, typer.Option(help="INT8 calibration: minmax, entropy or percentile.")] = "minmax",
+    exclude: Annotated[Optional[str], typer.Option(help="Convs kept float: 'auto' (sensitivity pass), 'none', or NODE,NODE. Default: stem and head convs.")] = None,
+    target: Annotated[str, typer.Option(help="INT8 flavour: tensorrt (symmetric Q/DQ, linted) or cpu (fastest on ONNX Runtime CPU).")] = "tensorrt",
+    out: Annotated[Optional[Path], typer.Option(help="Output .onnx (default: <input>_<precision>.onnx).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
+    imgsz: Annotated[Optional[int], typer.Option(help="Calibration input size for models with dynamic H/W (default 640).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Calibration cache folder (default: calib_cache beside the output).")] = None,
+    error_goal: Annotated[float, typer.Option(help="--exclude auto: output error to reach (position fraction + score).")] = 0.01,
+) -> None:
+    """Convert to FP16 (FP32 decode) or INT8 Q/DQ (calibrated, cached), with metadata and a JSON report."""
+    from kapao_edge.calibration import quantize_onnx
+
+    # No spinner here: the calibration progress bar is the live display while images are read.
+    report = quantize_onnx(
+        onnx_file, precision=precision, calib=calib, calib_images=calib_images, method=method,
+        exclude=exclude, target=target, out=out, seed=seed, imgsz=imgsz, cache_dir=cache_dir,
+        error_goal=error_goal, progress=True, on_step=lambda text: console.print(f"  {text}", style="dim", markup=False),
+    )
+    flavour = f"int8 ({report.target})" if report.precision == "int8" else "fp16"
+    console.print(f"wrote {report.path} ({flavour}, {report.file_size / 1024**2:.1f} MiB, {report.seconds:.1f} s)", markup=False)
+    if report.calibration:
+        cal = report.calibration
+        cached = "statistics from cache" if report.from_cache else "calibrated"
+        console.print(
+            f"  calibration: {cal['method']}, {cal['images']} images ({cal.get('skipped', 0)} unreadable), {cached}",
+            markup=False,
+        )
+    console.print(f"  kept in float: {', '.join(report.excluded_nodes) or 'none'}", markup=False)
+    for key, value in report.details.items():
+        if not isinstance(value, list):
+            console.print(f"  {key}: {value}", markup=False)
+    if report.precision == "int8" and report.target == "tensorrt":
+        console.print("  Q/DQ lint: passed (symmetric, per-tensor activations, per-channel weights, Conv inputs only)", markup=False)
+    if report.sensitivity_path:
+        console.print(f"  sensitivity ranking: {report.sensitivity_path}", markup=False)
+    console.print(f"  report: {report.report_path}", markup=False)
+    for note in report.notes:
+        console.print(f"  [yellow]note:[/] {note}")

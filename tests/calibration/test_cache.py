@@ -1,0 +1,49 @@
+"""The calibration cache: a second run reads statistics instead of calibrating; changes invalidate it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kapao_edge.calibration.cache import calibrate
+from kapao_edge.calibration.reader import CalibrationImages, InputSpec
+
+
+def _images(folder: Path, model: Path, count: int = 4) -> CalibrationImages:
+    return CalibrationImages(folder, InputSpec.from_onnx(model, 128), count=count, seed=0)
+
+
+def test_second_run_reads_the_cache_without_touching_an_image(image_copy, tiny_onnx: Path, tmp_path: Path):
+    folder = image_copy(4)
+    cache = tmp_path / "cache"
+    first_images = _images(folder, tiny_onnx)
+    first = calibrate(tiny_onnx, first_images, op_types=["Conv"], cache_dir=cache)
+    assert not first.from_cache and first_images.images_read == 4
+    assert first.ranges_path.is_file() and len(list(first.ranges)) > 10
+
+    second_images = _images(folder, tiny_onnx)
+    second = calibrate(tiny_onnx, second_images, op_types=["Conv"], cache_dir=cache)
+    assert second.from_cache
+    assert second_images.images_read == 0  # the calibrator never asked for a batch
+    name = next(iter(first.ranges))
+    for cached, computed in zip(second.ranges[name].range_value, first.ranges[name].range_value):
+        np.testing.assert_allclose(np.asarray(cached, np.float32), np.asarray(computed, np.float32))
+
+
+def test_a_changed_image_set_or_method_misses_the_cache(image_copy, tiny_onnx: Path, tmp_path: Path, synth_set: Path):
+    folder = image_copy(4)
+    cache = tmp_path / "cache"
+    first = calibrate(tiny_onnx, _images(folder, tiny_onnx), op_types=["Conv"], cache_dir=cache)
+
+    replacement = sorted((synth_set / "images").iterdir())[-1]
+    victim = sorted(folder.iterdir())[0]
+    shutil.copyfile(replacement, victim)  # same name, other content
+    changed_images = _images(folder, tiny_onnx)
+    changed = calibrate(tiny_onnx, changed_images, op_types=["Conv"], cache_dir=cache)
+    assert not changed.from_cache and changed_images.images_read == 4
+    assert changed.key != first.key
+
+    entropy = calibrate(tiny_onnx, _images(folder, tiny_onnx), method="percentile", op_types=["Conv"], cache_dir=cache)
+    assert not entropy.from_cache and entropy.key != changed.key

@@ -1,0 +1,117 @@
+"""INT8 quantization: the TensorRT flavour obeys the lint and keeps stem, heads and decode in float;
+the CPU flavour uses unsigned activations; both run on ONNX Runtime CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from kapao_edge.calibration.cache import calibrate
+from kapao_edge.calibration.graph import decode_nodes, producers_of
+from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, route_non_conv_readers_around_qdq
+from kapao_edge.calibration.lint import lint_qdq
+from kapao_edge.calibration.reader import CalibrationImages, InputSpec
+
+
+@pytest.fixture(scope="module")
+def stats(tiny_onnx: Path, synth_set: Path, tmp_path_factory):
+    images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(tiny_onnx, 128), count=4, seed=0)
+    return calibrate(tiny_onnx, images, op_types=["Conv"], cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def int8_tensorrt(tiny_onnx: Path, stats):
+    model = onnx.load(str(tiny_onnx))
+    return quantize_from_stats(tiny_onnx, stats, target="tensorrt", nodes_to_exclude=default_exclusions(model))
+
+
+def _quantized_convs(model) -> set[str]:
+    producers = producers_of(model.graph)
+    return {
+        node.name for node in model.graph.node
+        if node.op_type == "Conv" and getattr(producers.get(node.input[1]), "op_type", "") == "DequantizeLinear"
+    }
+
+
+def test_tensorrt_flavour_passes_the_lint(int8_tensorrt):
+    assert lint_qdq(int8_tensorrt) == []
+    onnx.checker.check_model(int8_tensorrt)
+    zero_points = [
+        numpy_helper.to_array(init) for init in int8_tensorrt.graph.initializer if init.name.endswith("zero_point")
+    ]
+    assert zero_points and all(zp.dtype == np.int8 and not zp.any() for zp in zero_points)
+
+
+def test_stem_heads_and_decode_stay_float(int8_tensorrt, tiny_onnx: Path):
+    excluded = default_exclusions(onnx.load(str(tiny_onnx)))
+    quantized = _quantized_convs(int8_tensorrt)
+    all_convs = {node.name for node in int8_tensorrt.graph.node if node.op_type == "Conv"}
+    assert len(excluded) == 5  # the stem and four head convs (P3-P6)
+    assert quantized == all_convs - set(excluded)
+    decode = decode_nodes(int8_tensorrt.graph)
+    assert not any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in int8_tensorrt.graph.node if node.name in decode
+    )
+
+
+def test_int8_output_stays_close_to_fp32(int8_tensorrt, tiny_onnx: Path):
+    import onnxruntime as ort
+
+    images = np.random.default_rng(1).random((1, 3, 128, 128), dtype=np.float32)  # (B, 3, H, W)
+    fp32 = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(None, {"images": images})[0]
+    int8 = ort.InferenceSession(int8_tensorrt.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"images": images})[0]
+    assert int8.shape == fp32.shape and int8.dtype == np.float32  # (B, N, No)
+    assert np.abs(int8[..., 4] - fp32[..., 4]).max() < 0.05  # objectness
+    assert not np.allclose(int8, fp32)  # something was quantized
+
+
+def test_non_conv_readers_are_routed_around_shared_qdq_pairs(tiny_onnx: Path, stats):
+    """Without the reroute, residual Adds and Concats beside Convs would read INT8-rounded tensors."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    out = Path(stats.ranges_path).with_name("raw.onnx")
+    quantize_static(
+        str(tiny_onnx), str(out), None, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"], per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                       "AddQDQPairToWeight": True, "OpTypesToExcludeOutputQuantization": ["Conv"]},
+        calibration_cache_path=str(stats.ranges_path),
+    )
+    raw = onnx.load(str(out))
+    assert any("feeds" in problem for problem in lint_qdq(raw))
+    assert route_non_conv_readers_around_qdq(raw) > 0
+    assert lint_qdq(raw) == []
+
+
+def test_cpu_flavour_uses_unsigned_activations(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
+    from kapao_edge.calibration.int8 import recipe
+
+    images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(tiny_onnx, 128), count=2, seed=0)
+    cpu_stats = calibrate(tiny_onnx, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path)
+    model = quantize_from_stats(tiny_onnx, cpu_stats, target="cpu", nodes_to_exclude=[])
+    activation_zero_points = [
+        numpy_helper.to_array(init) for init in model.graph.initializer
+        if init.name.endswith("zero_point") and init.data_type == onnx.TensorProto.UINT8
+    ]
+    assert activation_zero_points
+    assert len(_quantized_convs(model)) == sum(node.op_type == "Conv" for node in model.graph.node)
+
+
+def test_onnxruntime_without_a_calibration_cache_parameter_recalibrates_from_the_reader(stats, tiny_onnx: Path, synth_set: Path):
+    from kapao_edge.calibration.int8 import _ranges_source
+    from kapao_edge.errors import EngineError
+
+    def older_quantize_static(model_input, model_output, calibration_data_reader, quant_format=None):
+        """The parameter list of onnxruntime releases before the calibration cache."""
+
+    images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(tiny_onnx, 128), count=2, seed=0)
+    assert _ranges_source(older_quantize_static, stats, images) == {"calibration_data_reader": images}
+    with pytest.raises(EngineError, match="upgrade onnxruntime"):
+        _ranges_source(older_quantize_static, stats, None)
+    from onnxruntime.quantization import quantize_static
+
+    assert _ranges_source(quantize_static, stats, images)["calibration_cache_path"] == str(stats.ranges_path)
