@@ -84,3 +84,4 @@ def test_infer_stages_on_cpu_reports_one_infer_stage(coco_onnx: Path) -> None:
         predictions, stages = engine.infer_stages(images)
         np.testing.assert_array_equal(predictions, engine(images))
         assert list(stages) == ["infer"] and stages["infer"] > 0
+
