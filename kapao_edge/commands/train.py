@@ -1,4 +1,4 @@
-"""``kapao-edge train``: train a KAPAO model from scratch on a COCO person-keypoints set."""
+"""``kapao-edge train``: train a KAPAO model (from scratch or from a checkpoint) on a COCO person-keypoints set."""
 
 from __future__ import annotations
 
@@ -33,9 +33,12 @@ def train(
     nbs: Annotated[int, typer.Option("--nbs", min=1, help="Nominal batch: gradients accumulate to about this many images.")] = 64,
     ema_decay: Annotated[Optional[float], typer.Option("--ema-decay", help="Weight EMA decay (default: 0.9999, shortened for short runs).")] = None,
     cache_images: Annotated[bool, typer.Option("--cache-images/--no-cache-images", help="Keep decoded images in RAM.")] = False,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this checkpoint (same --model) instead of from scratch.")] = None,
+    hyp: Annotated[Optional[list[str]], typer.Option("--hyp", help="Override a hyper-parameter, KEY=VALUE (repeatable), e.g. --hyp scale=0.5.")] = None,
 ) -> None:
     """Train a KAPAO model; the EMA weights are saved each epoch (last.pt) and at the best AP (best.pt)."""
     from kapao_edge.train.dataset import resolve_split
+    from kapao_edge.train.hyp import Hyp
     from kapao_edge.train.trainer import Split, TrainConfig
     from kapao_edge.train.trainer import train as run_training
 
@@ -44,8 +47,23 @@ def train(
     config = TrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch_size=batch, optimizer=optimizer.lower(),
                          lr0=lr, device=device, out_dir=out, seed=seed, workers=workers, val_interval=val_interval,
                          threads=threads, nominal_batch_size=nbs, ema_decay=ema_decay,
-                         cache_images=cache_images)
+                         cache_images=cache_images, weights=weights, hyp=Hyp().updated(**_parse_overrides(hyp or [])))
     result = run_training(config, train_split, val_split, log=lambda line: console.print(line, highlight=False))
     console.print(f"last checkpoint: {result.last_checkpoint}", highlight=False)
     if result.best_checkpoint is not None:
         console.print(f"best checkpoint: {result.best_checkpoint} (AP {result.best_ap:.1f})", highlight=False)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, float]:
+    from kapao_edge.errors import InputError
+
+    overrides: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            overrides[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--hyp takes KEY=NUMBER, got {pair!r}") from None
+    return overrides

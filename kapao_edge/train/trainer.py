@@ -54,6 +54,7 @@ class TrainConfig:
     ema_tau: float | None = None  # EMA decay ramp in optimiser steps; None: official 2000, shortened alike
     cache_images: bool = False
     threads: int | None = None  # torch CPU threads; None leaves torch's default
+    weights: Path | None = None  # start from this checkpoint (same config and keypoints) instead of scratch
     hyp: Hyp = field(default_factory=Hyp)
 
     def check(self) -> None:
@@ -116,7 +117,7 @@ def seed_everything(seed: int) -> None:
 
 def train(config: TrainConfig, train_split: Split, val_split: Split | None = None,
           log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``config.model`` from scratch on ``train_split``; returns checkpoint paths and history."""
+    """Train ``config.model`` on ``train_split`` (from scratch or ``config.weights``); returns checkpoints and history."""
     from kapao_edge.model import build_model, save_checkpoint
 
     config.check()
@@ -137,7 +138,10 @@ def train(config: TrainConfig, train_split: Split, val_split: Split | None = Non
         if val_keypoints != num_keypoints:
             raise InputError(f"validation set has {val_keypoints} keypoints, training set {num_keypoints}")
 
-    model = build_model(config.model, preset).to(device).train()
+    model = build_model(config.model, preset)
+    if config.weights is not None:
+        initialise_from(model, config.weights, config.model)
+    model = model.to(device).train()
     detect = model.detect
     gains = LossGains.scaled(hyp, detect.nl, detect.nc, config.imgsz)
     compute_loss = KapaoLoss(detect.anchors, detect.nc, num_keypoints, gains, hyp.anchor_t)
@@ -157,7 +161,8 @@ def train(config: TrainConfig, train_split: Split, val_split: Split | None = Non
     warmup_iters = min(max(round(hyp.warmup_epochs * batches_per_epoch), config.min_warmup_iters), total_iters // 2)
     bias_lr_start = hyp.warmup_bias_lr if config.optimizer == "sgd" else 0.0
 
-    run_info = {**asdict(config), "out_dir": str(out_dir), "hyp": asdict(hyp), "preset": preset.name,
+    run_info = {**asdict(config), "out_dir": str(out_dir), "weights": str(config.weights) if config.weights else None,
+                "hyp": asdict(hyp), "preset": preset.name,
                 "train_images": len(dataset), "val_images": len(val_records), "lr0": lr0,
                 "weight_decay": weight_decay, "warmup_iters": warmup_iters, "loss_gains": asdict(gains),
                 "ema_decay": ema_decay, "ema_tau": ema_tau, "optimizer_steps": optimizer_steps}
@@ -235,6 +240,21 @@ def train(config: TrainConfig, train_split: Split, val_split: Split | None = Non
 
     return TrainResult(last_checkpoint=last_path, best_checkpoint=best_path if best_ap is not None else None,
                        best_ap=best_ap, history=history)
+
+
+def initialise_from(model: torch.nn.Module, weights: Path | str, config_name: str) -> None:
+    """Copy a checkpoint's weights into a fresh, unfused ``model`` (fine-tuning, or longer schedules in stages)."""
+    from kapao_edge.model.checkpoint import read_checkpoint
+
+    source = read_checkpoint(weights).model
+    if source.config["name"] != config_name:
+        raise InputError(f"--weights {weights} holds a {source.config['name']} model, but --model is {config_name}")
+    if source.num_keypoints != model.num_keypoints:
+        raise InputError(f"--weights {weights} has {source.num_keypoints} keypoints, the training set "
+                         f"{model.num_keypoints}")
+    if source.is_fused:
+        raise InputError(f"--weights {weights} holds fused (Conv+BN folded) weights; train from an unfused checkpoint")
+    model.load_state_dict(source.float().state_dict())
 
 
 def _optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

@@ -50,10 +50,23 @@ def test_json_and_images_form_and_adamw(scenes, tmp_path):
     assert config["optimizer"] == "adamw" and config["lr0"] == 0.002
 
 
+def test_hyp_overrides_reach_the_run(scenes, tmp_path):
+    result = runner.invoke(app, [
+        "train", "--data", str(scenes / "train"), "--epochs", "1", "--imgsz", "128", "--batch", "4",
+        "--hyp", "scale=0.25", "--hyp", "mosaic=0", "--out", str(tmp_path / "run"), "--threads", "2",
+    ])
+    assert result.exit_code == 0, result.output
+    hyp = json.loads((tmp_path / "run" / "train_config.json").read_text())["hyp"]
+    assert hyp["scale"] == 0.25 and hyp["mosaic"] == 0.0 and hyp["fliplr"] == 0.5
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--imgsz", "100"], "multiple of 64"),
     (["--model", "kapao_xxl"], "unknown model"),
     (["--optimizer", "lion"], "unknown optimizer"),
+    (["--hyp", "scale"], "--hyp takes KEY=NUMBER"),
+    (["--hyp", "scale=big"], "--hyp takes KEY=NUMBER"),
+    (["--hyp", "no_such=1"], "unknown hyper-parameter(s): no_such"),
 ])
 def test_bad_options_are_one_line_errors(scenes, tmp_path, args, message):
     result = runner.invoke(app, ["train", "--data", str(scenes / "train"), "--out", str(tmp_path), *args])

@@ -65,3 +65,26 @@ def test_ema_keeps_the_official_settings_for_long_runs_and_shortens_them_for_sho
     assert ema_settings(2000, 0.5, 7.0) == (0.5, 7.0)
     with pytest.raises(InputError, match="EMA decay"):
         ema_settings(10, 1.0, None)
+
+
+def test_training_can_start_from_a_checkpoint(stick_dataset, tmp_path):
+    first, _ = run(stick_dataset, tmp_path / "a", epochs=1)
+    # lr 1e-12: the starting weights survive the step, so a fine-tune visibly begins where the file ended
+    second, _ = run(stick_dataset, tmp_path / "b", epochs=1, weights=first.last_checkpoint, lr0=1e-12)
+    start = read_checkpoint(first.last_checkpoint).model.state_dict()
+    after = read_checkpoint(second.last_checkpoint).model.state_dict()
+    convs = [k for k in start if k.endswith("conv.weight")]
+    assert convs and all(torch.allclose(start[k], after[k], atol=1e-6) for k in convs)
+    config = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert config["weights"] == str(first.last_checkpoint)
+
+
+def test_a_checkpoint_of_another_config_is_refused(stick_dataset, tmp_path):
+    from kapao_edge.model import build_model, save_checkpoint
+
+    other = save_checkpoint(build_model("kapao_n"), tmp_path / "n.pt")
+    with pytest.raises(InputError, match="holds a kapao_n model, but --model is kapao_tiny"):
+        run(stick_dataset, tmp_path / "run", weights=other)
+    fused = save_checkpoint(build_model("kapao_tiny").fuse(), tmp_path / "fused.pt")
+    with pytest.raises(InputError, match="fused"):
+        run(stick_dataset, tmp_path / "run", weights=fused)
