@@ -20,15 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-# name -> quantize_static arguments beyond the shared ones (QDQ unless said, per-channel weights)
+# name -> how it is made. "library" rows go through kapao_edge (what `quantize --target X` writes);
+# the others are quantize_static variants kept to show what each choice is worth.
 FLAVOURS = {
-    "cpu (u8 act, s8 w, Conv)": {"activation": "QUInt8", "ops": ["Conv"], "extra": {"WeightSymmetric": True}},
-    "u8 act, reduce_range": {"activation": "QUInt8", "ops": ["Conv"], "reduce_range": True, "extra": {"WeightSymmetric": True}},
-    "u8 act, Conv+Mul+Add+Concat+pools": {
-        "activation": "QUInt8", "ops": ["Conv", "Mul", "Add", "Concat", "MaxPool", "Resize", "Sigmoid"],
-        "extra": {"WeightSymmetric": True},
-    },
-    "QOperator u8 (QLinearConv)": {"activation": "QUInt8", "ops": ["Conv"], "format": "QOperator", "extra": {}},
+    "cpu (kapao-edge --target cpu)": {"library": "cpu"},
+    "cpu, stem conv quantized too": {"library": "cpu", "quantized_stem": True},
+    "naive: Q/DQ on Conv only, u8 act": {"activation": "QUInt8", "ops": ["Conv"], "extra": {"WeightSymmetric": True}},
+    "QOperator, Conv only (QLinearConv)": {"activation": "QUInt8", "ops": ["Conv"], "format": "QOperator", "extra": {}},
     "tensorrt flavour on CPU": {"tensorrt": True},
 }
 
@@ -51,6 +49,7 @@ def main() -> None:
     import torch
 
     from kapao_edge.calibration.cache import calibrate
+    from kapao_edge.calibration.graph import first_conv
     from kapao_edge.calibration.int8 import default_exclusions, preprocess_for_cpu, quantize_from_stats
     from kapao_edge.calibration.reader import CalibrationImages, InputSpec
     from kapao_edge.data.synth import generate_dataset
@@ -73,11 +72,17 @@ def main() -> None:
         started = time.perf_counter()
         stats = calibrate(pre, images, op_types=None, cache_dir=work / "cache")
         calib_seconds = time.perf_counter() - started
-        excluded = default_exclusions(onnx.load(str(pre)))
+        pre_model = onnx.load(str(pre))
+        excluded = default_exclusions(pre_model, "tensorrt")
         paths = {"fp32": pre}
         for name, flavour in flavours.items():
             path = work / f"{len(paths)}.onnx"
-            if flavour.get("tensorrt"):
+            if flavour.get("library"):
+                nodes = default_exclusions(pre_model, flavour["library"])
+                if flavour.get("quantized_stem"):
+                    nodes.remove(first_conv(pre_model.graph).name)
+                onnx.save(quantize_from_stats(pre, stats, target=flavour["library"], nodes_to_exclude=nodes), str(path))
+            elif flavour.get("tensorrt"):
                 onnx.save(quantize_from_stats(fp32, stats_for(fp32, images, work, calibrate), target="tensorrt",
                                               nodes_to_exclude=default_exclusions(onnx.load(str(fp32)))), str(path))
             else:
@@ -101,7 +106,7 @@ def main() -> None:
     baseline = medians["fp32"]
     label = args.weights.name if args.weights else args.model
     print(f"{label} {args.imgsz}x{args.imgsz} batch 1, threads {args.threads or 'ORT default'}, {args.rounds} interleaved rounds")
-    print(f"{note}; calibration {calib_seconds:.1f} s on {len(images.paths)} images; float convs: {len(excluded)}")
+    print(f"{note}; calibration {calib_seconds:.1f} s on {len(images.paths)} images")
     print(f"{'variant':<36}{'median ms':>10}{'p90 ms':>10}{'vs fp32':>9}{'max |dobj|':>12}")
     for name, values in samples.items():
         p90 = float(np.percentile(values, 90))

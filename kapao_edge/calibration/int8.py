@@ -59,16 +59,28 @@ def recipe(target: str) -> Int8Recipe:
         )
     if target == "cpu":
         # Conv alone leaves SiLU (Sigmoid, Mul) in float between every QLinearConv: no faster than FP32
-        # (benchmarks/int8_cpu.py, kapao_s 640: 1.02x); quantizing the elementwise ops too gave 1.68x.
+        # (benchmarks/int8_cpu.py, kapao_s 640: 1.02x); quantizing SiLU's elementwise ops too is what
+        # lets ORT keep whole stretches in NHWC UINT8 (QLinearConv -> QLinearSigmoid -> QLinearMul).
         return Int8Recipe(target, "QUInt8", "QInt8", False, {"WeightSymmetric": True},
                           ("Conv", "Mul", "Add", "Concat", "MaxPool", "Resize", "Sigmoid"))
     raise InputError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
 
 
-def default_exclusions(model: Any) -> list[str]:
-    """The stem conv (reads raw pixels) and the head convs (write the decode's inputs) stay float."""
+def default_exclusions(model: Any, target: str = "tensorrt") -> list[str]:
+    """Nodes kept in float by default: the stem conv (it reads raw pixels; with 3 input channels it is
+    no faster in INT8 on CPU either) and the head convs (they write the decode's inputs).
+
+    For ``cpu`` every decode node stays float as well: that recipe quantizes Sigmoid, Mul, Add and
+    Concat for SiLU, and would otherwise quantize the decode's own, so that boxes, keypoints and
+    scores would share one UINT8 scale. (``tensorrt`` puts Q/DQ on Conv inputs only.)
+    """
+    from kapao_edge.calibration.graph import decode_nodes
+
     graph = model.graph
     names = [first_conv(graph).name] + [node.name for node in head_convs(graph)]
+    if target == "cpu":
+        decode = decode_nodes(graph)
+        names += [node.name for node in graph.node if node.name in decode]
     return list(dict.fromkeys(names))
 
 

@@ -156,7 +156,7 @@ def _make_int8(onnx_path: Path, images: CalibrationImages, spec: InputSpec, meta
         source = _preprocessed(onnx_path, cache_dir, Path(work), notes) if target == "cpu" else onnx_path
         stats = calibrate(source, images, method=method, op_types=list(recipe(target).ops), cache_dir=cache_dir)
         graph_model = onnx.load(str(source))
-        base = default_exclusions(graph_model)
+        base = default_exclusions(graph_model, target)
         excluded = _exclusions(exclude, base, graph_model)
         sensitivity = None
         if exclude == "auto":

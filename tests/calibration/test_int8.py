@@ -101,6 +101,35 @@ def test_cpu_flavour_uses_unsigned_activations(tiny_onnx: Path, synth_set: Path,
     assert len(_quantized_convs(model)) == sum(node.op_type == "Conv" for node in model.graph.node)
 
 
+def test_cpu_flavour_defaults_keep_heads_and_decode_float(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
+    """The cpu recipe quantizes Sigmoid/Mul/Add/Concat for SiLU; unless the decode is excluded, its own
+    Sigmoid/Mul/Concat would be quantized too and boxes, keypoints and scores would share one UINT8 scale."""
+    import onnxruntime as ort
+
+    from kapao_edge.calibration.graph import first_conv, head_convs
+    from kapao_edge.calibration.int8 import recipe
+
+    source = onnx.load(str(tiny_onnx))
+    excluded = default_exclusions(source, "cpu")
+    assert first_conv(source.graph).name in excluded
+    assert {node.name for node in head_convs(source.graph)} <= set(excluded)
+    assert decode_nodes(source.graph) <= set(excluded)
+
+    images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(tiny_onnx, 128), count=2, seed=0)
+    cpu_stats = calibrate(tiny_onnx, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path)
+    model = quantize_from_stats(tiny_onnx, cpu_stats, target="cpu", nodes_to_exclude=excluded)
+    decode = decode_nodes(model.graph)
+    assert decode and not any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node if node.name in decode
+    )
+    assert _quantized_convs(model)
+
+    batch = np.random.default_rng(2).random((1, 3, 128, 128), dtype=np.float32)  # (B, 3, H, W)
+    fp32 = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(None, {"images": batch})[0]
+    int8 = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"images": batch})[0]
+    assert np.abs(int8[..., 4] - fp32[..., 4]).max() < 0.05  # (B, N) objectness
+
+
 def test_onnxruntime_without_a_calibration_cache_parameter_recalibrates_from_the_reader(stats, tiny_onnx: Path, synth_set: Path):
     from kapao_edge.calibration.int8 import _ranges_source
     from kapao_edge.errors import EngineError
