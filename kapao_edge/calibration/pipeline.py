@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kapao_edge.calibration.cache import METHODS, CalibrationStats, calibrate, tensor_abs_max
+from kapao_edge.calibration.cache import DEFAULT_METHOD, METHODS, CalibrationStats, calibrate, tensor_abs_max
 from kapao_edge.calibration.fp16 import convert_to_fp16
 from kapao_edge.calibration.int8 import (
     TARGETS,
@@ -58,7 +58,7 @@ def quantize_onnx(
     precision: str,
     calib: str | Path | None = None,
     calib_images: int = DEFAULT_CALIBRATION_IMAGES,
-    method: str = "minmax",
+    method: str = DEFAULT_METHOD,
     exclude: str | None = None,
     target: str = "tensorrt",
     out: str | Path | None = None,

@@ -16,7 +16,7 @@ def quantize(
     precision: Annotated[str, typer.Option(help="fp16 or int8.")],
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images: a folder, a COCO annotations JSON or a list file.")] = None,
     calib_images: Annotated[int, typer.Option(help="Images sampled for calibration.")] = 500,
-    method: Annotated[str, typer.Option(help="INT8 calibration: minmax, entropy or percentile.")] = "minmax",
+    method: Annotated[str, typer.Option(help="INT8 calibration: meanmax (mean of per-batch min/max; robust to rare outlier images), minmax (global extremes), entropy or percentile.")] = "meanmax",
     exclude: Annotated[Optional[str], typer.Option(help="Convs kept float: 'auto' (sensitivity pass), 'none', or NODE,NODE. Default: stem and head convs.")] = None,
     target: Annotated[str, typer.Option(help="INT8 flavour: tensorrt (symmetric Q/DQ, linted) or cpu (fastest on ONNX Runtime CPU).")] = "tensorrt",
     out: Annotated[Optional[Path], typer.Option(help="Output .onnx (default: <input>_<precision>.onnx).")] = None,

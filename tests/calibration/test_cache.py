@@ -47,3 +47,28 @@ def test_a_changed_image_set_or_method_misses_the_cache(image_copy, tiny_onnx: P
 
     entropy = calibrate(tiny_onnx, _images(folder, tiny_onnx), method="percentile", op_types=["Conv"], cache_dir=cache)
     assert not entropy.from_cache and entropy.key != changed.key
+
+
+def test_meanmax_averages_per_batch_extremes_where_minmax_takes_the_global_ones(image_copy, tiny_onnx: Path, tmp_path: Path):
+    folder = image_copy(4)
+    mean = calibrate(tiny_onnx, _images(folder, tiny_onnx), method="meanmax", op_types=["Conv"], cache_dir=tmp_path)
+    extreme = calibrate(tiny_onnx, _images(folder, tiny_onnx), method="minmax", op_types=["Conv"], cache_dir=tmp_path)
+    assert mean.key != extreme.key and not extreme.from_cache
+    narrower = 0
+    for name in extreme.ranges:
+        low, high = (np.asarray(v, np.float64) for v in mean.ranges[name].range_value)
+        global_low, global_high = (np.asarray(v, np.float64) for v in extreme.ranges[name].range_value)
+        assert np.all(low >= global_low - 1e-6) and np.all(high <= global_high + 1e-6)
+        narrower += bool(np.any(high < global_high - 1e-6) or np.any(low > global_low + 1e-6))
+    assert narrower > 0  # four different scenes cannot share every extreme
+
+
+def test_an_unknown_method_is_refused_before_any_work(image_copy, tiny_onnx: Path, tmp_path: Path):
+    import pytest
+
+    from kapao_edge.errors import InputError
+
+    images = _images(image_copy(2), tiny_onnx)
+    with pytest.raises(InputError, match="--method must be one of meanmax, minmax, entropy, percentile"):
+        calibrate(tiny_onnx, images, method="kl", cache_dir=tmp_path / "cache")
+    assert images.images_read == 0 and not (tmp_path / "cache").exists()

@@ -26,7 +26,7 @@ def test_int8_file_carries_precision_and_calibration_summary(tiny_onnx: Path, sy
     metadata = _metadata(out)
     assert metadata["precision"] == "int8"
     calibration = metadata["calibration"]
-    assert calibration["method"] == "minmax" and calibration["images"] == 4 and calibration["target"] == "tensorrt"
+    assert calibration["method"] == "meanmax" and calibration["images"] == 4 and calibration["target"] == "tensorrt"
     assert calibration["excluded_nodes"] == report.excluded_nodes and len(report.excluded_nodes) == 5
     assert len(calibration["data_hash"]) == 64
     saved = json.loads(Path(report.report_path).read_text())
