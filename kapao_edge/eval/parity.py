@@ -142,7 +142,7 @@ def run_parity(
 ) -> ParityReport:
     """Validate the torch reference and every variant file; compare AP and per-detection outputs."""
     from kapao_edge.engines import load_engine
-    from kapao_edge.eval.validate import mean_keypoint_error, validate
+    from kapao_edge.eval.validate import validate
 
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     if on_step:
@@ -164,8 +164,7 @@ def run_parity(
         variants.append(VariantResult(
             name=Path(path).stem, backend=backend, precision=precision, path=str(path), metrics=result.metrics,
             delta_AP=delta, within_tolerance=within, tolerance=tolerances[precision],
-            detection_deltas={**mean_keypoint_error(reference.poses, result.poses),
-                              **matched_detection_deltas(reference.poses, result.poses)},
+            detection_deltas=matched_detection_deltas(reference.poses, result.poses),
         ))
     return ParityReport(reference_info, variants, reference.num_images)
 
@@ -173,13 +172,17 @@ def run_parity(
 def matched_detection_deltas(reference: dict[int, Any], other: dict[int, Any]) -> dict[str, float]:
     """Keypoint and score deltas of poses paired by position (greedy, closest mean keypoint distance first).
 
-    Pairing by score rank (``mean_keypoint_error``) breaks when near-equal scores swap order, which
-    tiny precision changes do; pairing by position measures how far each detection actually moved.
+    Pairing by score rank would break when near-equal scores swap order, which tiny precision changes
+    do; pairing by position measures how far each detection actually moved. Poses left unpaired (one
+    run found more than the other) are counted, not measured.
     """
-    keypoint_errors, score_errors = [], []
+    keypoint_errors, score_errors, count_difference = [], [], 0
     for image_id, ref in reference.items():
         cand = other.get(image_id)
-        if cand is None or not len(ref) or not len(cand):
+        if cand is None:
+            continue
+        count_difference += abs(len(ref) - len(cand))
+        if not len(ref) or not len(cand):
             continue
         ref_xy, cand_xy = ref.keypoints[:, :, :2], cand.keypoints[:, :, :2]  # (P, K, 2), (Q, K, 2)
         distance = np.linalg.norm(ref_xy[:, None] - cand_xy[None], axis=-1).mean(axis=-1)  # (P, Q)
@@ -198,6 +201,8 @@ def matched_detection_deltas(reference: dict[int, Any], other: dict[int, Any]) -
         "matched_keypoint_error_px_mean": float(kp.mean()) if kp.size else 0.0,
         "matched_keypoint_error_px_p95": float(np.percentile(kp, 95)) if kp.size else 0.0,
         "matched_score_error_mean": float(np.mean(score_errors)) if score_errors else 0.0,
+        "matched_score_error_max": float(np.max(score_errors)) if score_errors else 0.0,
+        "pose_count_difference": int(count_difference),
     }
 
 

@@ -91,31 +91,3 @@ def validate(
         metrics=metrics, pck=pck_scores, results=results, poses=poses_by_id,
         num_images=len(dataset), seconds=seconds,
     )
-
-
-def mean_keypoint_error(reference: dict[int, Poses], other: dict[int, Poses]) -> dict[str, float]:
-    """Per-detection deltas between two runs on the same images: poses matched by index in score order.
-
-    Both runs share the post-processing, so equal networks give equal pose lists; what differs is the
-    score and keypoint position of each detection (and, near thresholds, the count).
-    """
-    keypoint_errors, score_errors, count_diffs = [], [], 0
-    for image_id, ref in reference.items():
-        cand = other.get(image_id)
-        if cand is None:
-            continue
-        count = min(len(ref), len(cand))
-        count_diffs += abs(len(ref) - len(cand))
-        if count:
-            diff = ref.keypoints[:count, :, :2] - cand.keypoints[:count, :, :2]  # (P, K, 2)
-            keypoint_errors.append(np.linalg.norm(diff, axis=-1).reshape(-1))
-            score_errors.append(np.abs(ref.scores[:count] - cand.scores[:count]))
-    kp = np.concatenate(keypoint_errors) if keypoint_errors else np.zeros(0)
-    sc = np.concatenate(score_errors) if score_errors else np.zeros(0)
-    return {
-        "keypoint_error_px_mean": float(kp.mean()) if kp.size else 0.0,
-        "keypoint_error_px_p95": float(np.percentile(kp, 95)) if kp.size else 0.0,
-        "score_error_mean": float(sc.mean()) if sc.size else 0.0,
-        "score_error_max": float(sc.max()) if sc.size else 0.0,
-        "pose_count_difference": int(count_diffs),
-    }

@@ -49,7 +49,6 @@ def test_matched_deltas_pair_poses_by_position_not_by_score_rank():
     import numpy as np
 
     from kapao_edge.eval.parity import matched_detection_deltas
-    from kapao_edge.eval.validate import mean_keypoint_error
     from kapao_edge.postprocess import Poses
 
     def poses(keypoints, scores):
@@ -63,4 +62,7 @@ def test_matched_deltas_pair_poses_by_position_not_by_score_rank():
     swapped = {1: poses(np.concatenate([b + 1, a]), [0.5002, 0.5])}  # near-tied scores changed rank
     matched = matched_detection_deltas(reference, swapped)
     assert matched["matched_keypoint_error_px_mean"] == pytest.approx(np.sqrt(2) / 2)
-    assert mean_keypoint_error(reference, swapped)["keypoint_error_px_mean"] > 100
+    assert matched["matched_score_error_max"] == pytest.approx(0.0002, abs=1e-6)  # b (0.5) paired with b + 1 (0.5002)
+    assert matched["pose_count_difference"] == 0
+    fewer = {1: poses(a, [0.5001])}
+    assert matched_detection_deltas(reference, fewer)["pose_count_difference"] == 1
