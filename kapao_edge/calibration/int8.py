@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import io
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,14 +191,29 @@ def preprocess_for_cpu(model_path: str | Path, out_path: str | Path) -> str:
     """ORT's quantization pre-processing (shape inference, graph optimisation); a note when it falls back."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    model_path, out_path = Path(model_path).resolve(), Path(out_path).resolve()
+    # When symbolic shape inference gives up (it does on dynamo graphs), ONNX Runtime dumps
+    # sym_shape_infer_temp.onnx and a uuid-named .data file into the working directory: run it in a
+    # scratch directory so nothing lands in the user's.
+    with tempfile.TemporaryDirectory(prefix="kapao-preprocess-") as scratch, _working_directory(scratch):
+        try:
+            with quiet_ort_logs():
+                quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=False)
+            return "quant_pre_process: symbolic shape inference and graph optimisation"
+        except Exception:  # symbolic shape inference rejects some dynamo graphs; ONNX inference still works
+            with quiet_ort_logs():
+                quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=True)
+            return "quant_pre_process: ONNX shape inference and graph optimisation (symbolic inference failed)"
+
+
+@contextlib.contextmanager
+def _working_directory(path: str | Path):
+    previous = os.getcwd()
+    os.chdir(path)
     try:
-        with quiet_ort_logs():
-            quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=False)
-        return "quant_pre_process: symbolic shape inference and graph optimisation"
-    except Exception:  # symbolic shape inference rejects some dynamo graphs; ONNX inference still works
-        with quiet_ort_logs():
-            quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=True)
-        return "quant_pre_process: ONNX shape inference and graph optimisation (symbolic inference failed)"
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @contextlib.contextmanager

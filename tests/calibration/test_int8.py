@@ -144,3 +144,18 @@ def test_onnxruntime_without_a_calibration_cache_parameter_recalibrates_from_the
     from onnxruntime.quantization import quantize_static
 
     assert _ranges_source(quantize_static, stats, images)["calibration_cache_path"] == str(stats.ranges_path)
+
+
+def test_cpu_preprocessing_leaves_the_working_directory_clean(tiny_onnx: Path, tmp_path: Path, monkeypatch):
+    """ONNX Runtime dumps sym_shape_infer_temp.onnx and a .data file into the cwd when symbolic shape
+    inference gives up on a graph; none of that may reach the user's folder."""
+    from kapao_edge.calibration.int8 import preprocess_for_cpu
+
+    workdir = tmp_path / "user"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    out = tmp_path / "pre.onnx"
+    note = preprocess_for_cpu(tiny_onnx, out)
+    assert out.is_file() and "symbolic inference failed" in note  # the path that used to leave files behind
+    assert list(workdir.iterdir()) == []
+    assert Path.cwd() == workdir
