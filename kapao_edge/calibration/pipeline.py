@@ -163,7 +163,9 @@ def _make_int8(onnx_path: Path, images: CalibrationImages, spec: InputSpec, meta
             sensitivity = _auto_exclude(source, stats, images, spec, target, base, metadata, error_goal, seed, notes, on_step)
             excluded = sensitivity.excluded_nodes
         model = quantize_from_stats(source, stats, target=target, nodes_to_exclude=excluded, images=images)
-    details = {"target": target, "quantized_convs": _count_quantized_convs(model)}
+    float_convs = [node.name for node in graph_model.graph.node if node.op_type == "Conv" and node.name in set(excluded)]
+    details = {"target": target, "quantized_convs": _count_quantized_convs(model), "float_convs": float_convs,
+               "float_other_nodes": len(set(excluded)) - len(float_convs)}
     return _Made(model, excluded, stats.summary, stats.from_cache, details, sensitivity)
 
 

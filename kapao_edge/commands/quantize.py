@@ -43,7 +43,10 @@ def quantize(
             f"  calibration: {cal['method']}, {cal['images']} images ({cal.get('skipped', 0)} unreadable), {cached}",
             markup=False,
         )
-    console.print(f"  kept in float: {', '.join(report.excluded_nodes) or 'none'}", markup=False)
+    float_convs = report.details.get("float_convs", report.excluded_nodes)
+    others = report.details.get("float_other_nodes", 0)
+    also = f" (and {others} other nodes, the decode)" if others else ""
+    console.print(f"  convs kept in float: {', '.join(float_convs) or 'none'}{also}", markup=False)
     for key, value in report.details.items():
         if not isinstance(value, list):
             console.print(f"  {key}: {value}", markup=False)
