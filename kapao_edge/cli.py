@@ -35,9 +35,10 @@ def _root(
 
 
 def _register() -> None:
-    from kapao_edge.commands import bench, demo, export, info, parity, predict, quantize, synth, train, val
+    from kapao_edge.commands import bench, build, demo, export, info, parity, predict, quantize, synth, train, val
 
     app.command("bench")(bench.bench)
+    app.command("build")(build.build)
     app.command("export")(export.export)
     app.command("demo")(demo.demo)
     app.command("info")(info.info)

@@ -13,7 +13,7 @@ from kapao_edge.commands._common import console, user_errors
 
 @user_errors
 def bench(
-    engine: Annotated[Optional[list[Path]], typer.Option("--engine", "-e", help="Deployed model (.onnx); repeat to compare several.")] = None,
+    engine: Annotated[Optional[list[Path]], typer.Option("--engine", "-e", help="Deployed model (.onnx or a TensorRT .engine/.plan); repeat to compare several.")] = None,
     weights: Annotated[Optional[list[Path]], typer.Option("--weights", "-w", help="Checkpoint run with the torch reference; repeatable.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="Backend for --engine files (default: by suffix).")] = None,
     device: Annotated[str, typer.Option(help="Torch device for --weights: cpu or cuda.")] = "cpu",

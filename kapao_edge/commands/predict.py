@@ -41,7 +41,7 @@ def postprocess_config(thresholds: str, **overrides):
 def predict(
     source: Annotated[Path, typer.Argument(help="An image, a folder of images, or a video file.")],
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
-    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx; TensorRT plans later).")] = None,
+    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model: .onnx (ONNX Runtime) or .engine/.plan (TensorRT, built by `kapao-edge build`).")] = None,
     imgsz: Annotated[int, typer.Option(help="Input size (long side, multiple of 64) for engines with dynamic shapes.")] = 640,
     thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'demo' (official image demo) or 'val'.")] = "demo",
     conf_thres: Annotated[Optional[float], typer.Option(help="Person confidence threshold (overrides the preset).")] = None,

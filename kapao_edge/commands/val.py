@@ -17,7 +17,7 @@ def val(
     data: Annotated[Path, typer.Option("--data", help="Person-keypoints annotations JSON (COCO format).")],
     images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
-    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx).")] = None,
+    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx or a TensorRT .engine/.plan).")] = None,
     imgsz: Annotated[int, typer.Option(help="Long side of the network input (multiple of 64).")] = 640,
     thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'val' (official validation) or 'demo'.")] = "val",
     save_json: Annotated[Optional[Path], typer.Option("--save-json", help="Write the COCO results here.")] = None,

@@ -16,9 +16,8 @@ from kapao_edge.errors import EngineError, InputError
 _BACKENDS = {
     "torch": ("kapao_edge.engines.torch_backend", "load"),
     "onnxruntime": ("kapao_edge.engines.onnxruntime_backend", "load"),
+    "tensorrt": ("kapao_edge.engines.tensorrt_backend", "load"),  # says plainly when TensorRT is missing
 }
-# Backends that file suffixes name but this version does not ship yet: say so rather than fail on an import.
-_NOT_YET = {"tensorrt": "TensorRT plans cannot be run by this version yet; run the ONNX file (--engine F.onnx)"}
 
 _SUFFIX_BACKEND = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
 
@@ -34,8 +33,6 @@ def backend_for_path(path: str | Path) -> str:
 def load_engine(path: str | Path, *, backend: str | None = None, **options) -> Engine:
     """Open a model file with the backend its suffix (or ``backend``) names."""
     backend = backend or backend_for_path(path)
-    if backend in _NOT_YET:
-        raise EngineError(_NOT_YET[backend])
     if backend not in _BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
     module_name, function = _BACKENDS[backend]

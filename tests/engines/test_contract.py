@@ -49,9 +49,12 @@ def _open(backend: str, checkpoint: Path, onnx_export, *, dynamic: str = "batch+
     onnx_path = onnx_export(checkpoint, dynamic=dynamic, imgsz=imgsz, batch=batch)
     if backend == "onnxruntime":
         return load_engine(onnx_path)
-    from kapao_edge.engines import tensorrt_backend  # noqa: F401  (only reached where tensorrt imports)
+    from kapao_edge.engines.tensorrt_backend import build_plan  # only reached where tensorrt imports
 
-    pytest.skip("TensorRT plan building is not part of this contract suite yet")
+    plan = onnx_path.with_suffix(".engine")  # beside its session-scoped ONNX: built once, reused
+    if not plan.is_file():
+        build_plan(onnx_path, plan)  # default profile: batch 1..4, sides 128..1280 where dynamic
+    return load_engine(plan)
 
 
 def _images(batch: int, hw: tuple[int, int], seed: int = 0) -> np.ndarray:
