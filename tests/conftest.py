@@ -69,6 +69,22 @@ def onnx_export(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_dynamic_onnx(onnx_export, reference_dir: Path) -> Path:
+    """The official-format tiny COCO fixture exported with dynamic batch and H/W."""
+    return onnx_export(reference_dir / "kapao_tiny_coco_random.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_fp16_onnx(tiny_dynamic_onnx: Path, tmp_path_factory) -> Path:
+    """``tiny_dynamic_onnx`` converted to FP16 (FP32 decode), no calibration data."""
+    from kapao_edge.calibration import quantize_onnx
+
+    out = tmp_path_factory.mktemp("fp16") / "coco_fp16.onnx"
+    quantize_onnx(tiny_dynamic_onnx, precision="fp16", out=out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def kapao_s_checkpoint(tmp_path_factory) -> Path:
     """A freshly initialised kapao_s (seeded) saved in the kapao-edge format."""
     import torch

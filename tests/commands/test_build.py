@@ -17,30 +17,16 @@ HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
 @pytest.fixture(scope="module")
-def dynamic_onnx(onnx_export, reference_dir: Path) -> Path:
-    return onnx_export(reference_dir / "kapao_tiny_coco_random.pt")  # dynamic batch and H/W
-
-
-@pytest.fixture(scope="module")
 def fixed_onnx(onnx_export, reference_dir: Path) -> Path:
     return onnx_export(reference_dir / "kapao_tiny_coco_random.pt", dynamic="none", imgsz=(128, 192), batch=2)
 
 
 @pytest.fixture(scope="module")
-def fp16_onnx(dynamic_onnx: Path, tmp_path_factory) -> Path:
-    from kapao_edge.calibration import quantize_onnx
-
-    out = tmp_path_factory.mktemp("fp16") / "coco_fp16.onnx"
-    quantize_onnx(dynamic_onnx, precision="fp16", out=out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def bad_files(dynamic_onnx: Path, tmp_path_factory) -> dict[str, Path]:
+def bad_files(tiny_dynamic_onnx: Path, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
     text = folder / "notes.onnx"
     text.write_text("definitely not a protobuf")
-    proto = onnx.load(str(dynamic_onnx))
+    proto = onnx.load(str(tiny_dynamic_onnx))
     del proto.metadata_props[:]
     foreign = folder / "foreign.onnx"
     onnx.save(proto, str(foreign))
@@ -81,11 +67,11 @@ def test_unusable_files_exit_2(which: str, message: str, bad_files: dict[str, Pa
         (["--out", "{tmp}/model.onnx"], "must end in .engine or .plan"),
     ],
 )
-def test_bad_options_exit_2_before_tensorrt(args: list[str], message: str, dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_bad_options_exit_2_before_tensorrt(args: list[str], message: str, tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "m.engine")]
-    result = runner.invoke(app, ["build", "--onnx", str(dynamic_onnx), *args])
+    result = runner.invoke(app, ["build", "--onnx", str(tiny_dynamic_onnx), *args])
     _assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
 
@@ -99,15 +85,15 @@ def test_shapes_that_contradict_a_fixed_onnx_exit_2(shape: str, message: str, fi
     _assert_one_line_error(result, message)
 
 
-def test_fp16_flag_needs_an_fp32_onnx(fp16_onnx: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["build", "--onnx", str(fp16_onnx), "--fp16", "--out", str(tmp_path / "m.engine")])
+def test_fp16_flag_needs_an_fp32_onnx(tiny_fp16_onnx: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["build", "--onnx", str(tiny_fp16_onnx), "--fp16", "--out", str(tmp_path / "m.engine")])
     _assert_one_line_error(result, "--fp16 needs an FP32 ONNX")
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here")
-def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [
-        "build", "--onnx", str(dynamic_onnx), "--out", str(tmp_path / "m.engine"), "--min-shape", "1x3x128x128",
+        "build", "--onnx", str(tiny_dynamic_onnx), "--out", str(tmp_path / "m.engine"), "--min-shape", "1x3x128x128",
         "--opt-shape", "1x3x256x320", "--max-shape", "2x3x320x384", "--workspace-mb", "512",
         "--timing-cache", str(tmp_path / "timing.cache"),
     ])
@@ -117,11 +103,11 @@ def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(dynamic_onnx: 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_build_writes_plan_and_sidecar(dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_build_writes_plan_and_sidecar(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorrt")
     out = tmp_path / "coco.plan"
     result = runner.invoke(app, [
-        "build", "--onnx", str(dynamic_onnx), "--out", str(out), "--opt-shape", "1x3x256x320",
+        "build", "--onnx", str(tiny_dynamic_onnx), "--out", str(out), "--opt-shape", "1x3x256x320",
         "--timing-cache", str(tmp_path / "timing.cache"),
     ])
     assert result.exit_code == 0, result.output
