@@ -4,7 +4,8 @@
                                           [--test-seed 11] [--calib-seed 12] [--work runs/precision]
                                           [--methods meanmax,minmax,entropy,percentile] [--no-auto]
 
-Generates a held-out synthetic test set and a separate calibration set (seeds unused in training),
+Generates a held-out synthetic test set and a separate calibration set (seeds unused in training;
+the calibration sample is --images of its scenes, `--exclude auto` measures on the rest),
 exports FP32 ONNX, makes FP16 and the INT8 variants with `kapao-edge quantize` (tensorrt target for
 each calibration method, with the default exclusions and with `--exclude auto`; cpu target), then
 runs one `kapao-edge parity --engines ...` over all of them and prints its table. Every command is
@@ -31,7 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="bundled")
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--images", type=int, default=500, help="test and calibration set size")
+    parser.add_argument("--images", type=int, default=500, help="test set size and calibration sample")
+    parser.add_argument("--sensitivity-images", type=int, default=100,
+                        help="extra calibration-set scenes, outside the sample: --exclude auto measures on them")
     parser.add_argument("--test-seed", type=int, default=11)
     parser.add_argument("--calib-seed", type=int, default=12)
     parser.add_argument("--methods", default="meanmax,minmax,entropy,percentile")
@@ -41,10 +44,11 @@ def main() -> None:
 
     cli = [sys.executable, "-m", "kapao_edge.cli"]
     work = args.work
-    test, calib = work / f"test_seed{args.test_seed}", work / f"calib_seed{args.calib_seed}"
-    for folder, seed in ((test, args.test_seed), (calib, args.calib_seed)):
+    calib_size = args.images + args.sensitivity_images
+    test, calib = work / f"test_seed{args.test_seed}", work / f"calib_seed{args.calib_seed}_{calib_size}"
+    for folder, seed, count in ((test, args.test_seed, args.images), (calib, args.calib_seed, calib_size)):
         if not (folder / "person_keypoints.json").is_file():
-            run([*cli, "synth", "--out", str(folder), "--images", str(args.images), "--seed", str(seed),
+            run([*cli, "synth", "--out", str(folder), "--images", str(count), "--seed", str(seed),
                  "--imgsz", str(args.imgsz)])
 
     fp32 = work / "model_fp32.onnx"
