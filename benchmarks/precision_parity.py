@@ -64,8 +64,9 @@ def main() -> None:
             run([*cli, "quantize", "--onnx", str(fp32), "--out", str(out), "--imgsz", str(args.imgsz), *options])
         variants.append(out)
 
-    quantize("fp16", "--precision", "fp16")
-    int8 = ["--precision", "int8", "--calib", str(calib / "images"), "--calib-images", str(args.images)]
+    calibration = ["--calib", str(calib / "images"), "--calib-images", str(args.images)]
+    quantize("fp16", "--precision", "fp16", *calibration)  # data ranges: tensors that would overflow stay FP32
+    int8 = ["--precision", "int8", *calibration]
     for method in args.methods.split(","):
         quantize(f"int8_trt_{method}", *int8, "--target", "tensorrt", "--method", method)
         if not args.no_auto:
