@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from kapao_edge.bench.stats import interleaved_ms
 from kapao_edge.engines import load_engine
 from kapao_edge.engines.torch_backend import TorchEngine
 from kapao_edge.export import export_onnx
@@ -59,15 +59,8 @@ def main() -> None:
             "ort all, naive export": load_engine(naive, threads=threads, graph_optimization="all", spinning=False),
             "ort disabled, rewritten": load_engine(rewritten, threads=threads, graph_optimization="disable", spinning=False),
         }
-        for engine in variants.values():
-            for _ in range(args.warmup):
-                engine(images)
-        samples = {name: [] for name in variants}
-        for _ in range(args.rounds):  # round-robin: every variant sees the same load over time
-            for name, engine in variants.items():
-                start = time.perf_counter()
-                engine(images)
-                samples[name].append((time.perf_counter() - start) * 1e3)
+        runs = {name: (lambda engine=engine: engine(images)) for name, engine in variants.items()}
+        samples = interleaved_ms(runs, rounds=args.rounds, warmup=args.warmup)
 
     medians = {name: float(np.median(values)) for name, values in samples.items()}
     baseline = medians["torch fp32 (fused)"]

@@ -48,6 +48,7 @@ def main() -> None:
     import onnx
     import torch
 
+    from kapao_edge.bench.stats import interleaved_ms
     from kapao_edge.calibration.cache import calibrate
     from kapao_edge.calibration.graph import first_conv
     from kapao_edge.calibration.int8 import default_exclusions, preprocess_for_cpu, quantize_from_stats
@@ -90,15 +91,8 @@ def main() -> None:
             paths[name] = path
         sessions = {name: session(path, args.threads) for name, path in paths.items()}
         batch = next(iter(images.batches()))  # (1, 3, S, S)
-        for run in sessions.values():
-            for _ in range(args.warmup):
-                run(batch)
-        samples = {name: [] for name in sessions}
-        for _ in range(args.rounds):  # round-robin: every variant sees the same machine state
-            for name, run in sessions.items():
-                start = time.perf_counter()
-                run(batch)
-                samples[name].append((time.perf_counter() - start) * 1e3)
+        runs = {name: (lambda run=run: run(batch)) for name, run in sessions.items()}
+        samples = interleaved_ms(runs, rounds=args.rounds, warmup=args.warmup)
         reference = sessions["fp32"](batch)
         errors = {name: float(np.abs(run(batch)[..., 4] - reference[..., 4]).max()) for name, run in sessions.items()}
 

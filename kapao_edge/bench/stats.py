@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 PERCENTILES = (50, 90, 99)
+
+
+def interleaved_ms(runs: Mapping[str, Callable[[], object]], *, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Milliseconds per call of every run, round-robin: each variant sees the same machine state over
+    time, so ratios between them hold even when the load drifts (benchmarks compare in one process)."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return samples
 
 
 def summarize(seconds: Sequence[float]) -> dict[str, float]:

@@ -62,3 +62,13 @@ def test_settings_are_validated() -> None:
         BenchSettings(iters=0)
     with pytest.raises(InputError, match="--batch"):
         BenchSettings(batch=0)
+
+
+def test_interleaved_timing_runs_warmup_then_alternates_variants():
+    from kapao_edge.bench.stats import interleaved_ms
+
+    calls: list[str] = []
+    samples = interleaved_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=2)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+    assert {name: len(values) for name, values in samples.items()} == {"a": 3, "b": 3}
+    assert all(value >= 0.0 for values in samples.values() for value in values)
