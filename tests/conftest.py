@@ -69,18 +69,29 @@ def onnx_export(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_dynamic_onnx(onnx_export, reference_dir: Path) -> Path:
-    """The official-format tiny COCO fixture exported with dynamic batch and H/W."""
-    return onnx_export(reference_dir / "kapao_tiny_coco_random.pt")
+def tiny_onnx(onnx_export, reference_dir: Path) -> Path:
+    """The random tiny COCO model exported with dynamic batch and size (its metadata included)."""
+    return onnx_export(reference_dir / "kapao_tiny_coco_random.pt", dynamic="batch+hw", imgsz=(256, 256))
 
 
 @pytest.fixture(scope="session")
-def tiny_fp16_onnx(tiny_dynamic_onnx: Path, tmp_path_factory) -> Path:
-    """``tiny_dynamic_onnx`` converted to FP16 (FP32 decode), no calibration data."""
+def synth_set(tmp_path_factory) -> Path:
+    """12 synthetic 256 px scenes with COCO keypoint annotations: (folder)/images, person_keypoints.json."""
+    from kapao_edge.data.synth import generate_dataset
+    from kapao_edge.presets import get_preset
+
+    out = tmp_path_factory.mktemp("synth")
+    generate_dataset(out, 12, 0, get_preset("coco"), 256, workers=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fp16_onnx(tiny_onnx: Path, tmp_path_factory) -> Path:
+    """``tiny_onnx`` converted to FP16 (FP32 decode), no calibration data."""
     from kapao_edge.calibration import quantize_onnx
 
     out = tmp_path_factory.mktemp("fp16") / "coco_fp16.onnx"
-    quantize_onnx(tiny_dynamic_onnx, precision="fp16", out=out)
+    quantize_onnx(tiny_onnx, precision="fp16", out=out)
     return out
 
 

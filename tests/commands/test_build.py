@@ -22,11 +22,11 @@ def fixed_onnx(onnx_export, reference_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bad_files(tiny_dynamic_onnx: Path, tmp_path_factory) -> dict[str, Path]:
+def bad_files(tiny_onnx: Path, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad")
     text = folder / "notes.onnx"
     text.write_text("definitely not a protobuf")
-    proto = onnx.load(str(tiny_dynamic_onnx))
+    proto = onnx.load(str(tiny_onnx))
     del proto.metadata_props[:]
     foreign = folder / "foreign.onnx"
     onnx.save(proto, str(foreign))
@@ -67,11 +67,11 @@ def test_unusable_files_exit_2(which: str, message: str, bad_files: dict[str, Pa
         (["--out", "{tmp}/model.onnx"], "must end in .engine or .plan"),
     ],
 )
-def test_bad_options_exit_2_before_tensorrt(args: list[str], message: str, tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_bad_options_exit_2_before_tensorrt(args: list[str], message: str, tiny_onnx: Path, tmp_path: Path) -> None:
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "m.engine")]
-    result = runner.invoke(app, ["build", "--onnx", str(tiny_dynamic_onnx), *args])
+    result = runner.invoke(app, ["build", "--onnx", str(tiny_onnx), *args])
     _assert_one_line_error(result, message)
     assert list(tmp_path.iterdir()) == []
 
@@ -91,9 +91,9 @@ def test_fp16_flag_needs_an_fp32_onnx(tiny_fp16_onnx: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here")
-def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(tiny_onnx: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [
-        "build", "--onnx", str(tiny_dynamic_onnx), "--out", str(tmp_path / "m.engine"), "--min-shape", "1x3x128x128",
+        "build", "--onnx", str(tiny_onnx), "--out", str(tmp_path / "m.engine"), "--min-shape", "1x3x128x128",
         "--opt-shape", "1x3x256x320", "--max-shape", "2x3x320x384", "--workspace-mb", "512",
         "--timing-cache", str(tmp_path / "timing.cache"),
     ])
@@ -103,11 +103,11 @@ def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(tiny_dynamic_o
     assert list(tmp_path.iterdir()) == []
 
 
-def test_build_writes_plan_and_sidecar(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_build_writes_plan_and_sidecar(tiny_onnx: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorrt")
     out = tmp_path / "coco.plan"
     result = runner.invoke(app, [
-        "build", "--onnx", str(tiny_dynamic_onnx), "--out", str(out), "--opt-shape", "1x3x256x320",
+        "build", "--onnx", str(tiny_onnx), "--out", str(out), "--opt-shape", "1x3x256x320",
         "--timing-cache", str(tmp_path / "timing.cache"),
     ])
     assert result.exit_code == 0, result.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from kapao_edge.cli import app
@@ -13,24 +12,10 @@ from kapao_edge.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def fp32_onnx(onnx_export, reference_dir: Path) -> Path:
-    return onnx_export(reference_dir / "kapao_tiny_coco_random.pt", dynamic="batch+hw", imgsz=(256, 256))
-
-
-@pytest.fixture(scope="module")
-def synth_dir(tmp_path_factory) -> Path:
-    from kapao_edge.data.synth import generate_dataset
-
-    out = tmp_path_factory.mktemp("synth")
-    generate_dataset(out, 8, 1, "coco", 256, workers=1)
-    return out
-
-
-def test_int8_quantize_writes_a_linted_file_and_reuses_the_cache(fp32_onnx: Path, synth_dir: Path, tmp_path: Path):
+def test_int8_quantize_writes_a_linted_file_and_reuses_the_cache(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
     out = tmp_path / "model_int8.onnx"
     args = [
-        "quantize", "--onnx", str(fp32_onnx), "--precision", "int8", "--calib", str(synth_dir / "images"),
+        "quantize", "--onnx", str(tiny_onnx), "--precision", "int8", "--calib", str(synth_set / "images"),
         "--calib-images", "4", "--imgsz", "128", "--out", str(out), "--method", "percentile",
     ]
     first = runner.invoke(app, args)
@@ -44,17 +29,17 @@ def test_int8_quantize_writes_a_linted_file_and_reuses_the_cache(fp32_onnx: Path
     assert "statistics from cache" in second.output
 
 
-def test_fp16_quantize(fp32_onnx: Path, synth_dir: Path, tmp_path: Path):
+def test_fp16_quantize(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
     out = tmp_path / "model_fp16.onnx"
     result = runner.invoke(app, [
-        "quantize", "--onnx", str(fp32_onnx), "--precision", "fp16", "--calib", str(synth_dir / "person_keypoints.json"),
+        "quantize", "--onnx", str(tiny_onnx), "--precision", "fp16", "--calib", str(synth_set / "person_keypoints.json"),
         "--calib-images", "2", "--imgsz", "128", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     assert out.is_file() and "fp16" in result.output and "casts_inserted" in result.output
 
 
-def test_bad_inputs_exit_with_a_message_and_no_file(fp32_onnx: Path, tmp_path: Path):
+def test_bad_inputs_exit_with_a_message_and_no_file(tiny_onnx: Path, tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "never.onnx"
@@ -65,17 +50,17 @@ def test_bad_inputs_exit_with_a_message_and_no_file(fp32_onnx: Path, tmp_path: P
         (["--precision", "int8", "--calib", str(empty), "--method", "mse"], "--method must be one of"),
     ]
     for extra, message in cases:
-        result = runner.invoke(app, ["quantize", "--onnx", str(fp32_onnx), "--out", str(out), *extra])
+        result = runner.invoke(app, ["quantize", "--onnx", str(tiny_onnx), "--out", str(out), *extra])
         assert result.exit_code == 2, result.output
         assert message in result.output
     assert not out.exists()
 
 
-def test_a_graph_that_breaks_the_qdq_rules_is_not_written(fp32_onnx: Path, synth_dir: Path, tmp_path: Path):
+def test_a_graph_that_breaks_the_qdq_rules_is_not_written(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
     """Opset 16 is valid ONNX and quantizes, but TensorRT's Q/DQ rules want >= 17: the lint stops it."""
     import onnx
 
-    model = onnx.load(str(fp32_onnx))
+    model = onnx.load(str(tiny_onnx))
     model.opset_import[0].version = 16
     for node in model.graph.node:  # Resize attributes that opset 16 does not know
         if node.op_type == "Resize":
@@ -87,7 +72,7 @@ def test_a_graph_that_breaks_the_qdq_rules_is_not_written(fp32_onnx: Path, synth
     onnx.save(model, str(old))
     out = tmp_path / "opset16_int8.onnx"
     result = runner.invoke(app, [
-        "quantize", "--onnx", str(old), "--precision", "int8", "--calib", str(synth_dir / "images"),
+        "quantize", "--onnx", str(old), "--precision", "int8", "--calib", str(synth_set / "images"),
         "--calib-images", "2", "--imgsz", "128", "--out", str(out),
     ])
     assert result.exit_code == 2, result.output

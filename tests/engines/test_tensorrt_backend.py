@@ -31,7 +31,7 @@ DYNAMIC = ["batch", 3, "height", "width"]
 
 
 @pytest.fixture(scope="module")
-def qdq_onnx(tiny_dynamic_onnx: Path, tmp_path_factory) -> Path:
+def qdq_onnx(tiny_onnx: Path, tmp_path_factory) -> Path:
     """A minimal Q/DQ graph carrying our metadata: the precision marker an INT8 export has."""
     from onnx import TensorProto, helper
 
@@ -50,7 +50,7 @@ def qdq_onnx(tiny_dynamic_onnx: Path, tmp_path_factory) -> Path:
         initializer=[scale, zero],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    set_onnx_metadata(model, read_onnx_metadata(onnx.load(str(tiny_dynamic_onnx))))
+    set_onnx_metadata(model, read_onnx_metadata(onnx.load(str(tiny_onnx))))
     path = tmp_path_factory.mktemp("qdq") / "qdq.onnx"
     onnx.save(model, str(path))
     return path
@@ -109,8 +109,8 @@ def test_bad_profiles_are_refused_with_the_reason(input_shape, shapes, message) 
 # ------------------------------------------------------------------ the ONNX as the builder will see it
 
 
-def test_onnx_summary_tells_fp32_from_explicit_precision(tiny_dynamic_onnx: Path, tiny_fp16_onnx: Path, qdq_onnx: Path) -> None:
-    fp32 = summarize_onnx(tiny_dynamic_onnx)
+def test_onnx_summary_tells_fp32_from_explicit_precision(tiny_onnx: Path, tiny_fp16_onnx: Path, qdq_onnx: Path) -> None:
+    fp32 = summarize_onnx(tiny_onnx)
     assert (fp32.input_name, fp32.precision, fp32.explicit_precision) == ("images", "fp32", False)
     assert fp32.input_shape == DYNAMIC and fp32.metadata["preset"] == "coco"
     fp16 = summarize_onnx(tiny_fp16_onnx)
@@ -118,14 +118,14 @@ def test_onnx_summary_tells_fp32_from_explicit_precision(tiny_dynamic_onnx: Path
     assert summarize_onnx(qdq_onnx).explicit_precision
 
 
-def test_unusable_onnx_files_are_refused(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_unusable_onnx_files_are_refused(tiny_onnx: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="ONNX file not found"):
         summarize_onnx(tmp_path / "missing.onnx")
     text = tmp_path / "notes.onnx"
     text.write_text("definitely not a protobuf")
     with pytest.raises(InputError, match="is not an ONNX model"):
         summarize_onnx(text)
-    proto = onnx.load(str(tiny_dynamic_onnx))
+    proto = onnx.load(str(tiny_onnx))
     del proto.metadata_props[:]
     foreign = tmp_path / "foreign.onnx"
     onnx.save(proto, str(foreign))
@@ -133,19 +133,19 @@ def test_unusable_onnx_files_are_refused(tiny_dynamic_onnx: Path, tmp_path: Path
         summarize_onnx(foreign)
 
 
-def test_build_options_are_checked(tiny_dynamic_onnx: Path, tiny_fp16_onnx: Path) -> None:
-    check_build_options(summarize_onnx(tiny_dynamic_onnx), fp16=True, workspace_mb=512)  # FP32 + --fp16 is allowed
+def test_build_options_are_checked(tiny_onnx: Path, tiny_fp16_onnx: Path) -> None:
+    check_build_options(summarize_onnx(tiny_onnx), fp16=True, workspace_mb=512)  # FP32 + --fp16 is allowed
     with pytest.raises(InputError, match="--fp16 needs an FP32 ONNX; .* is already fp16"):
         check_build_options(summarize_onnx(tiny_fp16_onnx), fp16=True, workspace_mb=None)
     with pytest.raises(InputError, match="--workspace-mb must be >= 1, got 0"):
-        check_build_options(summarize_onnx(tiny_dynamic_onnx), fp16=False, workspace_mb=0)
+        check_build_options(summarize_onnx(tiny_onnx), fp16=False, workspace_mb=0)
 
 
 # ------------------------------------------------------------------ sidecars
 
 
-def test_sidecar_round_trip_keeps_the_onnx_metadata(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
-    summary = summarize_onnx(tiny_dynamic_onnx)
+def test_sidecar_round_trip_keeps_the_onnx_metadata(tiny_onnx: Path, tmp_path: Path) -> None:
+    summary = summarize_onnx(tiny_onnx)
     plan = tmp_path / "model.engine"
     profile = derive_profile(summary.input_shape, min_shape=(1, 3, 128, 128), opt_shape=(1, 3, 256, 320), max_shape=(1, 3, 640, 640))
     written = write_sidecar(plan, summary.metadata, profile, {"version": "10.9.0", "flags": []})
@@ -165,14 +165,14 @@ def test_sidecar_round_trip_keeps_the_onnx_metadata(tiny_dynamic_onnx: Path, tmp
     assert block["profile"] == {"min": [1, 3, 128, 128], "opt": [1, 3, 256, 320], "max": [1, 3, 640, 640]}
 
 
-def test_missing_or_broken_sidecars_are_engine_errors(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_missing_or_broken_sidecars_are_engine_errors(tiny_onnx: Path, tmp_path: Path) -> None:
     plan = tmp_path / "model.plan"
     with pytest.raises(EngineError, match=r"has no metadata sidecar: expected .*model\.plan\.json"):
         read_sidecar(plan)
     sidecar_path(plan).write_text("{not json")
     with pytest.raises(EngineError, match="not valid JSON"):
         read_sidecar(plan)
-    metadata = summarize_onnx(tiny_dynamic_onnx).metadata
+    metadata = summarize_onnx(tiny_onnx).metadata
     sidecar_path(plan).write_text(json.dumps(metadata))  # an ONNX entry copied by hand, no tensorrt block
     with pytest.raises(EngineError, match="lacks its optimisation profile"):
         read_sidecar(plan)
@@ -181,19 +181,19 @@ def test_missing_or_broken_sidecars_are_engine_errors(tiny_dynamic_onnx: Path, t
 # ------------------------------------------------------------------ without TensorRT
 
 
-def test_bad_input_fails_before_tensorrt_is_needed(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_bad_input_fails_before_tensorrt_is_needed(tiny_onnx: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="multiples of 64"):
-        build_plan(tiny_dynamic_onnx, tmp_path / "m.engine", opt_shape=(1, 3, 100, 128))
+        build_plan(tiny_onnx, tmp_path / "m.engine", opt_shape=(1, 3, 100, 128))
     with pytest.raises(InputError, match="must end in .engine or .plan"):
-        build_plan(tiny_dynamic_onnx, tmp_path / "m.onnx")
+        build_plan(tiny_onnx, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here")
-def test_valid_input_without_tensorrt_says_what_is_needed(tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_valid_input_without_tensorrt_says_what_is_needed(tiny_onnx: Path, tmp_path: Path) -> None:
     assert NEEDS_TENSORRT == "the tensorrt backend needs TensorRT 10 or newer (pip package tensorrt) and a CUDA GPU"
     with pytest.raises(EngineError, match=r"needs TensorRT 10 or newer"):
-        build_plan(tiny_dynamic_onnx, tmp_path / "m.engine")
+        build_plan(tiny_onnx, tmp_path / "m.engine")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -206,10 +206,10 @@ def trt():
 
 
 @pytest.fixture(scope="module")
-def built(trt, tiny_dynamic_onnx: Path, tmp_path_factory):
+def built(trt, tiny_onnx: Path, tmp_path_factory):
     out = tmp_path_factory.mktemp("plan")
     report = build_plan(
-        tiny_dynamic_onnx, out / "coco.engine", min_shape=(1, 3, 128, 128), opt_shape=(2, 3, 256, 320),
+        tiny_onnx, out / "coco.engine", min_shape=(1, 3, 128, 128), opt_shape=(2, 3, 256, 320),
         max_shape=(3, 3, 320, 384), workspace_mb=1024, timing_cache=out / "timing.cache",
     )
     return report
@@ -219,13 +219,13 @@ def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(actual.astype(np.float64) - expected).max() / np.abs(expected).max())
 
 
-def test_plan_matches_onnx_runtime_at_two_shapes(built, tiny_dynamic_onnx: Path) -> None:
+def test_plan_matches_onnx_runtime_at_two_shapes(built, tiny_onnx: Path) -> None:
     from kapao_edge.export.verify import sample_batch
 
     plan = Path(built.plan_path)
     assert plan.is_file() and Path(built.sidecar_path) == sidecar_path(plan)
     assert Path(built.timing_cache).stat().st_size > 0 and built.flags == []
-    with load_engine(plan) as engine, load_engine(tiny_dynamic_onnx) as reference:
+    with load_engine(plan) as engine, load_engine(tiny_onnx) as reference:
         assert engine.backend == "tensorrt" and engine.metadata.preset == "coco"
         for shape in ([1, 3, 128, 128], [3, 3, 320, 384], [2, 3, 256, 320]):
             images = sample_batch(shape, seed=3)  # (B, 3, H, W)
@@ -273,12 +273,12 @@ def test_tiny_fp16_onnx_builds_strongly_typed(trt, tiny_fp16_onnx: Path, tmp_pat
         assert _relative_error(engine(images), reference(images)) <= 1e-2
 
 
-def test_fp16_flag_depends_on_the_tensorrt_version(trt, tiny_dynamic_onnx: Path, tmp_path: Path) -> None:
+def test_fp16_flag_depends_on_the_tensorrt_version(trt, tiny_onnx: Path, tmp_path: Path) -> None:
     plan = tmp_path / "flag.engine"
     if int(trt.__version__.split(".")[0]) >= 11:
         with pytest.raises(InputError, match="--fp16 is a TensorRT 10 option"):
-            build_plan(tiny_dynamic_onnx, plan, opt_shape=(1, 3, 128, 128), fp16=True)
+            build_plan(tiny_onnx, plan, opt_shape=(1, 3, 128, 128), fp16=True)
         return
-    report = build_plan(tiny_dynamic_onnx, plan, opt_shape=(1, 3, 128, 128), fp16=True)
+    report = build_plan(tiny_onnx, plan, opt_shape=(1, 3, 128, 128), fp16=True)
     assert report.flags == ["FP16"]
     assert json.loads(sidecar_path(plan).read_text())["tensorrt"]["flags"] == ["FP16"]
