@@ -43,6 +43,16 @@ def _reachable_nodes(graph: Any, start_tensors: Iterable[str], readers: dict[str
     return seen
 
 
+def quantized_convs(graph: Any) -> set[str]:
+    """Names of the Conv nodes whose weight is dequantized (Q/DQ INT8 convs)."""
+    producers = producers_of(graph)
+    return {
+        node.name for node in graph.node
+        if node.op_type == "Conv" and len(node.input) > 1
+        and getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"
+    }
+
+
 def head_convs(graph: Any) -> list[Any]:
     """The Conv nodes with no Conv downstream: KAPAO's per-level output convs, in graph order."""
     readers = consumers_of(graph)

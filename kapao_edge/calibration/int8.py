@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kapao_edge.calibration.cache import CalibrationStats, ort_method
-from kapao_edge.calibration.graph import first_conv, head_convs, producers_of
+from kapao_edge.calibration.graph import first_conv, head_convs, producers_of, quantized_convs
 from kapao_edge.calibration.lint import assert_qdq_ok
 from kapao_edge.errors import EngineError, InputError
 
@@ -153,13 +153,11 @@ def route_non_conv_readers_around_qdq(model: Any) -> int:
         node = producers.get(name)
         return node is not None and node.op_type == "DequantizeLinear"
 
-    quantized_convs = {
-        node.name for node in graph.node if node.op_type == "Conv" and len(node.input) > 1 and dequantized(node.input[1])
-    }
+    int8_convs = quantized_convs(graph)
     rerouted = 0
     for node in graph.node:
         for slot, name in enumerate(node.input):
-            if not dequantized(name) or (node.name in quantized_convs and slot in (0, 1)):
+            if not dequantized(name) or (node.name in int8_convs and slot in (0, 1)):
                 continue
             quantize = producers.get(producers[name].input[0])
             if quantize is not None and quantize.op_type == "QuantizeLinear":

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from kapao_edge.calibration.cache import DEFAULT_METHOD, METHODS, CalibrationStats, calibrate, tensor_abs_max
 from kapao_edge.calibration.fp16 import convert_to_fp16
+from kapao_edge.calibration.graph import quantized_convs
 from kapao_edge.calibration.int8 import (
     TARGETS,
     default_exclusions,
@@ -163,9 +164,10 @@ def _make_int8(onnx_path: Path, images: CalibrationImages, spec: InputSpec, meta
             sensitivity = _auto_exclude(source, stats, images, spec, target, base, metadata, error_goal, seed, notes, on_step)
             excluded = sensitivity.excluded_nodes
         model = quantize_from_stats(source, stats, target=target, nodes_to_exclude=excluded, images=images)
-    float_convs = [node.name for node in graph_model.graph.node if node.op_type == "Conv" and node.name in set(excluded)]
-    details = {"target": target, "quantized_convs": _count_quantized_convs(model), "float_convs": float_convs,
-               "float_other_nodes": len(set(excluded)) - len(float_convs)}
+    excluded_set = set(excluded)
+    float_convs = [node.name for node in graph_model.graph.node if node.op_type == "Conv" and node.name in excluded_set]
+    details = {"target": target, "quantized_convs": len(quantized_convs(model.graph)), "float_convs": float_convs,
+               "float_other_nodes": len(excluded_set) - len(float_convs)}
     return _Made(model, excluded, stats.summary, stats.from_cache, details, sensitivity)
 
 
@@ -227,15 +229,4 @@ def _auto_exclude(source, stats: CalibrationStats, images: CalibrationImages, sp
     return run_sensitivity(
         source, stats, batches, target=target, base_exclusions=base,
         num_keypoints=int(metadata["num_keypoints"]), error_goal=error_goal, on_step=on_step, images=images,
-    )
-
-
-def _count_quantized_convs(model: Any) -> int:
-    from kapao_edge.calibration.graph import producers_of
-
-    producers = producers_of(model.graph)
-    return sum(
-        1 for node in model.graph.node
-        if node.op_type == "Conv" and len(node.input) > 1
-        and getattr(producers.get(node.input[1]), "op_type", None) == "DequantizeLinear"
     )

@@ -11,7 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from kapao_edge.calibration.cache import calibrate
-from kapao_edge.calibration.graph import decode_nodes, producers_of
+from kapao_edge.calibration.graph import decode_nodes, quantized_convs
 from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, route_non_conv_readers_around_qdq
 from kapao_edge.calibration.lint import lint_qdq
 from kapao_edge.calibration.reader import CalibrationImages, InputSpec
@@ -29,14 +29,6 @@ def int8_tensorrt(tiny_onnx: Path, stats):
     return quantize_from_stats(tiny_onnx, stats, target="tensorrt", nodes_to_exclude=default_exclusions(model))
 
 
-def _quantized_convs(model) -> set[str]:
-    producers = producers_of(model.graph)
-    return {
-        node.name for node in model.graph.node
-        if node.op_type == "Conv" and getattr(producers.get(node.input[1]), "op_type", "") == "DequantizeLinear"
-    }
-
-
 def test_tensorrt_flavour_passes_the_lint(int8_tensorrt):
     assert lint_qdq(int8_tensorrt) == []
     onnx.checker.check_model(int8_tensorrt)
@@ -48,7 +40,7 @@ def test_tensorrt_flavour_passes_the_lint(int8_tensorrt):
 
 def test_stem_heads_and_decode_stay_float(int8_tensorrt, tiny_onnx: Path):
     excluded = default_exclusions(onnx.load(str(tiny_onnx)))
-    quantized = _quantized_convs(int8_tensorrt)
+    quantized = quantized_convs(int8_tensorrt.graph)
     all_convs = {node.name for node in int8_tensorrt.graph.node if node.op_type == "Conv"}
     assert len(excluded) == 5  # the stem and four head convs (P3-P6)
     assert quantized == all_convs - set(excluded)
@@ -98,7 +90,7 @@ def test_cpu_flavour_uses_unsigned_activations(tiny_onnx: Path, synth_set: Path,
         if init.name.endswith("zero_point") and init.data_type == onnx.TensorProto.UINT8
     ]
     assert activation_zero_points
-    assert len(_quantized_convs(model)) == sum(node.op_type == "Conv" for node in model.graph.node)
+    assert len(quantized_convs(model.graph)) == sum(node.op_type == "Conv" for node in model.graph.node)
 
 
 def test_cpu_flavour_defaults_keep_heads_and_decode_float(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
@@ -122,7 +114,7 @@ def test_cpu_flavour_defaults_keep_heads_and_decode_float(tiny_onnx: Path, synth
     assert decode and not any(
         node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node if node.name in decode
     )
-    assert _quantized_convs(model)
+    assert quantized_convs(model.graph)
 
     batch = np.random.default_rng(2).random((1, 3, 128, 128), dtype=np.float32)  # (B, 3, H, W)
     fp32 = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(None, {"images": batch})[0]
