@@ -174,12 +174,9 @@ def _make_int8(onnx_path: Path, images: CalibrationImages, spec: InputSpec, meta
 def _read_metadata(onnx_path: Path) -> dict[str, Any]:
     import onnx
 
-    from kapao_edge.export.metadata import read_onnx_metadata
+    from kapao_edge.export.metadata import require_onnx_metadata
 
-    text = read_onnx_metadata(onnx.load(str(onnx_path), load_external_data=False))
-    if text is None:
-        raise InputError(f"{onnx_path} has no kapao_edge metadata: export it with `kapao-edge export` first")
-    data = json.loads(text)
+    data = require_onnx_metadata(onnx.load(str(onnx_path), load_external_data=False), onnx_path)
     if data.get("precision", "fp32") != "fp32":
         raise InputError(f"{onnx_path} is already {data['precision']}; quantize the FP32 export")
     return data

@@ -171,7 +171,7 @@ def summarize_onnx(onnx_path: str | Path) -> OnnxSummary:
     """Read metadata, input name and precision markers without loading external weights."""
     import onnx
 
-    from kapao_edge.export.metadata import parse_metadata, read_onnx_metadata
+    from kapao_edge.export.metadata import require_onnx_metadata
 
     path = Path(onnx_path)
     if not path.is_file():
@@ -183,11 +183,7 @@ def summarize_onnx(onnx_path: str | Path) -> OnnxSummary:
         raise InputError(f"{path} is not an ONNX model: {first}") from None
     if not model.graph.node:
         raise InputError(f"{path} is not an ONNX model: it has no graph")
-    text = read_onnx_metadata(model)
-    if text is None:
-        raise InputError(f"{path} has no kapao_edge metadata: export it with `kapao-edge export` first")
-    parse_metadata(text, source=str(path))  # raises on malformed metadata
-    metadata = json.loads(text)
+    metadata = require_onnx_metadata(model, path)
     if len(metadata["input_shape"]) != 4:
         raise InputError(f"{path}: its metadata input_shape {metadata['input_shape']} is not (B, 3, H, W)")
     initializers = {init.name for init in model.graph.initializer}

@@ -47,3 +47,12 @@ def read_onnx_metadata(model_proto: Any) -> str | None:
         if prop.key == METADATA_KEY:
             return prop.value
     return None
+
+
+def require_onnx_metadata(model_proto: Any, path: Any) -> dict[str, Any]:
+    """Our JSON entry as a dict; files not written by ``kapao-edge export`` are refused with a hint."""
+    text = read_onnx_metadata(model_proto)
+    if text is None:
+        raise InputError(f"{path} has no kapao_edge metadata: export it with `kapao-edge export` first")
+    parse_metadata(text, source=str(path))  # malformed or incomplete entries fail here, not later
+    return json.loads(text)

@@ -90,3 +90,16 @@ def test_bad_requests_are_refused_without_output(tiny_onnx: Path, tmp_path: Path
     with pytest.raises(InputError, match="--precision"):
         quantize_onnx(tiny_onnx, precision="int4", out=tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_broken_metadata_is_a_clear_error_not_a_traceback(tiny_onnx: Path, tmp_path: Path):
+    from kapao_edge.errors import EngineError
+    from kapao_edge.export.metadata import set_onnx_metadata
+
+    model = onnx.load(str(tiny_onnx))
+    set_onnx_metadata(model, "{not json")
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    with pytest.raises(EngineError, match="metadata is not valid JSON"):
+        quantize_onnx(broken, precision="fp16", out=tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
