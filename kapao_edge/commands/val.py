@@ -25,6 +25,10 @@ def val(
     preset: Annotated[Optional[str], typer.Option(help="Preset when the model file does not say.")] = None,
     device: Annotated[str, typer.Option(help="Torch device for --weights.")] = "cpu",
     postprocess_backend: Annotated[str, typer.Option(help="Post-processor: auto, cpp or numpy.")] = "auto",
+    tta: Annotated[bool, typer.Option(
+        "--tta", help="Test-time augmentation as the official val.py --scales 0.8 1 1.2 --flips -1 3 -1 "
+        "(three passes; needs an engine with dynamic height and width).",
+    )] = False,
 ) -> None:
     """Evaluate keypoint AP/AR (pycocotools) and PCK@0.2."""
     from rich.table import Table
@@ -36,9 +40,10 @@ def val(
     with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
         result = validate(
             model, data, images, imgsz=imgsz, config=config,
-            postprocess_backend=postprocess_backend, protocol=protocol,
+            postprocess_backend=postprocess_backend, protocol=protocol, tta=tta,
         )
-    table = Table(title=f"{data.name}: {result.num_images} images, {len(result.results)} poses")
+    augmented = ", TTA" if tta else ""
+    table = Table(title=f"{data.name}: {result.num_images} images, {len(result.results)} poses{augmented}")
     for name in result.metrics:
         table.add_column(name, justify="right")
     table.add_column("PCK@0.2", justify="right")

@@ -81,3 +81,22 @@ def test_val_reports_a_missing_annotations_file(tmp_path: Path, posing_checkpoin
     result = runner.invoke(app, ["val", "--weights", str(posing_checkpoint), "--data", str(tmp_path / "none.json")])
     assert result.exit_code == 2
     assert "none.json" in result.output
+
+
+def test_val_with_tta_runs_the_augmented_passes(coco_sample_dir: Path, posing_checkpoint: Path):
+    result = runner.invoke(app, [
+        "val", "--weights", str(posing_checkpoint), "--data", str(coco_sample_dir / "person_keypoints_sample.json"),
+        "--images", str(coco_sample_dir), "--imgsz", "256", "--tta",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "TTA" in result.output and "PCK@0.2" in result.output
+
+
+def test_val_with_tta_refuses_a_fixed_shape_engine(onnx_export, reference_dir: Path, coco_sample_dir: Path):
+    fixed = onnx_export(reference_dir / "kapao_tiny_coco_random.pt", dynamic="none", imgsz=(256, 256))
+    result = runner.invoke(app, [
+        "val", "--engine", str(fixed), "--data", str(coco_sample_dir / "person_keypoints_sample.json"),
+        "--images", str(coco_sample_dir), "--tta",
+    ])
+    assert result.exit_code == 2
+    assert "dynamic height and width" in result.output
