@@ -36,6 +36,7 @@ def test_bundled_model_detects_people_in_unseen_synthetic_scenes(tmp_path: Path)
     annotations = generate_dataset(tmp_path / "scenes", 6, seed=987_654, imgsz=imgsz, workers=0)
     with TorchEngine(loaded.model.fuse()) as engine:
         result = validate(engine, annotations, imgsz=imgsz, progress=False)
-    # A floor well below what the model scores on these scenes (AP50 36.6 when it was bundled), yet out
-    # of reach of a network that does not localise people and keypoints: random weights score 0 here.
-    assert result.metrics["AP50"] > 15.0, result.metrics
+    # A floor well below what the model scores on these scenes (AP50 62.5 after its third training
+    # stage), yet out of reach of a network that does not localise people and keypoints: random
+    # weights score 0 here.
+    assert result.metrics["AP50"] > 30.0, result.metrics
