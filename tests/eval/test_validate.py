@@ -20,6 +20,7 @@ def test_tta_gives_the_same_poses_through_torch_and_onnxruntime(bundled_scenes: 
     from kapao_edge.data.coco import load_keypoint_dataset
     from kapao_edge.engines import load_engine
     from kapao_edge.engines.torch_backend import TorchEngine
+    from kapao_edge.eval.parity import matched_detection_deltas
     from kapao_edge.eval.validate import predict_dataset
     from kapao_edge.export import export_onnx
     from kapao_edge.model import read_checkpoint
@@ -32,9 +33,12 @@ def test_tta_gives_the_same_poses_through_torch_and_onnxruntime(bundled_scenes: 
         by_torch = predict_dataset(torch_engine, dataset, imgsz=320, progress=False, tta=True)
         by_ort = predict_dataset(ort_engine, dataset, imgsz=320, progress=False, tta=True)
     assert sum(len(p.scores) for p in by_torch.values()) > 0
-    for image_id, poses in by_torch.items():
-        assert len(by_ort[image_id].scores) == len(poses.scores)
-        np.testing.assert_allclose(by_ort[image_id].keypoints, poses.keypoints, atol=0.05)
+    # Paired by position, not by rank: at validation thresholds hundreds of low-score poses per image
+    # have near-equal scores, and float differences between the two runtimes may swap their order.
+    deltas = matched_detection_deltas(by_torch, by_ort)
+    assert deltas["pose_count_difference"] == 0, deltas
+    assert deltas["matched_keypoint_error_px_p95"] < 0.01, deltas
+    assert deltas["matched_score_error_max"] < 1e-3, deltas
     # Three passes change what survives NMS: TTA is really in the loop, not a no-op.
     assert any(
         len(plain[i].scores) != len(by_torch[i].scores) or not np.allclose(plain[i].keypoints, by_torch[i].keypoints)
