@@ -70,7 +70,7 @@ def _augmented(engine: Engine) -> Callable[[np.ndarray], np.ndarray]:
 
     from kapao_edge.model.tta import predict_tta
 
-    if engine.metadata.default_hw is not None:
+    if not engine.metadata.dynamic_hw:
         height, width = engine.metadata.default_hw
         raise InputError(
             f"test-time augmentation resizes the input, but this {engine.backend} engine is fixed at "

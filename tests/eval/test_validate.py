@@ -16,17 +16,16 @@ def bundled_scenes(tmp_path_factory) -> Path:
     return generate_dataset(tmp_path_factory.mktemp("tta") / "scenes", 4, seed=424_242, imgsz=320, workers=0)
 
 
-def test_tta_gives_the_same_poses_through_torch_and_onnxruntime(bundled_scenes: Path, tmp_path: Path):
+def test_tta_gives_the_same_poses_through_torch_and_onnxruntime(bundled_scenes: Path, onnx_export):
     from kapao_edge.data.coco import load_keypoint_dataset
     from kapao_edge.engines import load_engine
     from kapao_edge.engines.torch_backend import TorchEngine
     from kapao_edge.eval.parity import matched_detection_deltas
     from kapao_edge.eval.validate import predict_dataset
-    from kapao_edge.export import export_onnx
     from kapao_edge.model import read_checkpoint
 
     model = read_checkpoint("bundled").model.fuse()
-    exported = export_onnx(model, tmp_path / "bundled.onnx", imgsz=(320, 320), dynamic="batch+hw").path
+    exported = onnx_export("bundled", dynamic="batch+hw", imgsz=(320, 320))
     dataset = load_keypoint_dataset(bundled_scenes)
     with TorchEngine(model) as torch_engine, load_engine(exported) as ort_engine:
         plain = predict_dataset(torch_engine, dataset, imgsz=320, progress=False)
@@ -44,4 +43,3 @@ def test_tta_gives_the_same_poses_through_torch_and_onnxruntime(bundled_scenes: 
         len(plain[i].scores) != len(by_torch[i].scores) or not np.allclose(plain[i].keypoints, by_torch[i].keypoints)
         for i in plain
     )
-
