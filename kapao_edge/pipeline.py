@@ -38,7 +38,7 @@ class PosePipeline:
         fixed_hw = engine.metadata.default_hw
         self.auto = fixed_hw is None
         self.imgsz = fixed_hw if fixed_hw is not None else (imgsz or 640)
-        self.config = config or PostprocessConfig.official_demo()
+        self.config = config or PostprocessConfig.named("demo", engine.metadata.postprocess)
         self.postprocess_backend = postprocess_backend
 
     @property

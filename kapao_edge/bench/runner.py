@@ -86,7 +86,7 @@ def benchmark_engine(engine: Engine, name: str, settings: BenchSettings, *, devi
     batch, input_hw, notes = engine_shape(engine, settings)
     input_hw = check_input_size(input_hw)
     frames = synthetic_frames(batch, settings.frame_hw, engine.preset.name, settings.seed)
-    config = PostprocessConfig.official_demo()
+    config = PostprocessConfig.named("demo", engine.metadata.postprocess)
     staged = getattr(engine, "infer_stages", None)
     samples: dict[str, list[float]] = {stage: [] for stage in STAGE_ORDER}
     totals: list[float] = []

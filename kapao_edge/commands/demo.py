@@ -44,11 +44,11 @@ def demo(
     imgsz = imgsz or int(meta.get("imgsz", 320))
     annotations = generate_dataset(out / "scenes", images, seed, preset=model.preset.name, imgsz=imgsz, workers=0)
     with TorchEngine(model.fuse().eval()) as engine:
-        result = validate(engine, annotations, imgsz=imgsz, config=PostprocessConfig.official_val(), progress=False)
+        result = validate(engine, annotations, imgsz=imgsz, config=PostprocessConfig.named("val", model.postprocess), progress=False)
 
     drawn_dir = out / "poses"
     drawn_dir.mkdir(parents=True, exist_ok=True)
-    demo_config = PostprocessConfig.official_demo()
+    demo_config = PostprocessConfig.named("demo", model.postprocess)
     data = json.loads(Path(annotations).read_text())
     for info in data["images"]:
         image = cv2.imread(str(Path(annotations).parent / "images" / info["file_name"]))

@@ -53,7 +53,15 @@ def _checkpoint_info(path: str) -> list[tuple[str, str]]:
         ("strides", ", ".join(str(int(s)) for s in model.stride.tolist())),
         ("anchors", _format_anchors(model)),
         ("input size", _format_size(input_size)),
+        ("thresholds", _format_recommended(model.postprocess)),
     ]
+
+
+def _format_recommended(values: dict[str, Any] | None) -> str:
+    if not values:
+        return "official presets (the model recommends nothing else)"
+    return "recommends " + ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                                     for key, value in values.items())
 
 
 def _onnx_details(path: str) -> dict[str, Any]:
@@ -119,6 +127,7 @@ def _onnx_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
         ("precision", str(meta.get("precision"))),
         ("strides", ", ".join(str(s) for s in meta.get("strides", []))),
         ("rewrites", str(meta.get("rewrites", "not recorded"))),
+        ("thresholds", _format_recommended(meta.get("postprocess"))),
         ("source sha256", str(meta.get("source_sha256") or "not recorded")),
         ("exported by", f"kapao-edge {meta.get('package_version')} ({meta.get('exporter', 'unknown exporter')})"),
     ]

@@ -25,16 +25,14 @@ def open_engine(weights: Optional[Path], engine: Optional[Path], *, device: str 
     return load_engine(engine, **options)
 
 
-def postprocess_config(thresholds: str, **overrides):
-    """A PostprocessConfig from a named preset (``demo`` or ``val``) and any explicit overrides."""
+def postprocess_config(thresholds: str, engine, **overrides):
+    """The named preset, then what the model file recommends, then the user's explicit options."""
     from kapao_edge.errors import InputError
     from kapao_edge.postprocess import PostprocessConfig
 
-    presets = {"demo": PostprocessConfig.official_demo, "val": PostprocessConfig.official_val}
-    if thresholds not in presets:
-        raise InputError(f"--thresholds must be one of {', '.join(presets)}, got {thresholds!r}")
-    changes = {key: value for key, value in overrides.items() if value is not None}
-    return presets[thresholds]().replace(**changes)
+    if thresholds not in ("demo", "val"):
+        raise InputError(f"--thresholds must be one of demo, val, got {thresholds!r}")
+    return PostprocessConfig.named(thresholds, engine.metadata.postprocess, **overrides)
 
 
 @user_errors
@@ -48,7 +46,7 @@ def predict(
     iou_thres: Annotated[Optional[float], typer.Option(help="Person NMS IoU threshold.")] = None,
     conf_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object confidence threshold.")] = None,
     iou_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object NMS IoU threshold.")] = None,
-    overwrite_tol: Annotated[Optional[float], typer.Option(help="Fusion distance limit in original-image pixels.")] = None,
+    overwrite_tol: Annotated[Optional[float], typer.Option(help="Fusion distance limit in original-image pixels (default: the model's recommendation, else the preset's).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for drawn images/video and results JSON.")] = Path("runs/predict"),
     save_images: Annotated[bool, typer.Option("--save-images/--no-save-images", help="Write drawn images or video.")] = True,
     save_json: Annotated[bool, typer.Option("--save-json/--no-save-json", help="Write COCO keypoint results JSON.")] = True,
@@ -59,11 +57,11 @@ def predict(
     """Detect poses, draw them, and write COCO-format results."""
     from kapao_edge.pipeline import predict_source
 
-    config = postprocess_config(
-        thresholds, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
-        iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
-    )
     with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
+        config = postprocess_config(
+            thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
+            iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
+        )
         summary = predict_source(
             model, source, out=out, imgsz=imgsz, config=config, save_images=save_images,
             save_json=save_json, postprocess_backend=postprocess_backend,

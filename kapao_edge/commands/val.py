@@ -20,6 +20,11 @@ def val(
     engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx or a TensorRT .engine/.plan).")] = None,
     imgsz: Annotated[int, typer.Option(help="Long side of the network input (multiple of 64).")] = 640,
     thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'val' (official validation) or 'demo'.")] = "val",
+    conf_thres: Annotated[Optional[float], typer.Option(help="Person confidence threshold (overrides the preset).")] = None,
+    iou_thres: Annotated[Optional[float], typer.Option(help="Person NMS IoU threshold.")] = None,
+    conf_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object confidence threshold.")] = None,
+    iou_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object NMS IoU threshold.")] = None,
+    overwrite_tol: Annotated[Optional[float], typer.Option(help="Fusion distance limit in original-image pixels (default: the model's recommendation, else the preset's).")] = None,
     save_json: Annotated[Optional[Path], typer.Option("--save-json", help="Write the COCO results here.")] = None,
     protocol: Annotated[str, typer.Option(help="'auto' (CrowdPose files need crowdposetools) or 'coco'.")] = "auto",
     preset: Annotated[Optional[str], typer.Option(help="Preset when the model file does not say.")] = None,
@@ -36,8 +41,11 @@ def val(
     from kapao_edge.eval.validate import validate
     from kapao_edge.utils.io import write_text_atomic
 
-    config = postprocess_config(thresholds)
     with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
+        config = postprocess_config(
+            thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
+            iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
+        )
         result = validate(
             model, data, images, imgsz=imgsz, config=config,
             postprocess_backend=postprocess_backend, protocol=protocol, tta=tta,
@@ -50,8 +58,20 @@ def val(
     table.add_row(*(f"{v:.1f}" for v in result.metrics.values()), f"{result.pck['PCK']:.1f}")
     console.print(table)
     console.print(
-        f"{result.seconds / max(result.num_images, 1) * 1000:.1f} ms per image ({model.backend} engine)", markup=False
+        f"{result.seconds / max(result.num_images, 1) * 1000:.1f} ms per image ({model.backend} engine); "
+        f"post-processing: {thresholds} preset{_changes(config, thresholds)}",
+        markup=False,
     )
     if save_json is not None:
         write_text_atomic(save_json, json.dumps(result.results))
         console.print(f"COCO results: {save_json}")
+
+
+def _changes(config, thresholds: str) -> str:
+    """What differs from the named preset (the model's recommendation or the user's options)."""
+    from kapao_edge.postprocess import PostprocessConfig
+
+    base = PostprocessConfig.named(thresholds).as_dict()
+    changed = {key: value for key, value in config.as_dict().items() if base[key] != value}
+    return ", " + ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                            for key, value in changed.items()) if changed else ""

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kapao_edge.errors import InputError
+from kapao_edge.postprocess.config import check_recommended
 from kapao_edge.presets import Preset, get_preset
 
 MAX_STRIDE = 64
@@ -33,6 +34,9 @@ class EngineMetadata:
     source_sha256: str | None = None
     calibration: dict[str, Any] | None = None
     package_version: str | None = None
+    # Post-processing values the model was tuned with (PostprocessConfig fields, e.g. overwrite_tol);
+    # they replace the preset's values unless the user gives their own. Empty for official models.
+    postprocess: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,6 +68,7 @@ class EngineMetadata:
             raise InputError(f"engine metadata lacks {', '.join(sorted(missing))}")
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs.setdefault("extra", {}).update({k: v for k, v in data.items() if k not in known})
+        kwargs["postprocess"] = check_recommended(kwargs.get("postprocess"), source="engine metadata")
         return cls(**kwargs)
 
 

@@ -25,6 +25,7 @@ def metadata_for_model(model: Any, *, precision: str = "fp32", source_sha256: st
         model_name=model.config.get("name"),
         source_sha256=source_sha256,
         package_version=__version__,
+        postprocess=dict(getattr(model, "postprocess", None) or {}),
     )
 
 

@@ -140,15 +140,21 @@ def run_parity(
     progress: bool = False,
     on_step: Callable[[str], None] | None = None,
 ) -> ParityReport:
-    """Validate the torch reference and every variant file; compare AP and per-detection outputs."""
+    """Validate the torch reference and every variant file; compare AP and per-detection outputs.
+
+    Every variant is post-processed with the reference's settings (official val thresholds plus what
+    the checkpoint recommends), so a difference in AP is the network's, never the thresholds'.
+    """
     from kapao_edge.engines import load_engine
     from kapao_edge.eval.validate import validate
+    from kapao_edge.postprocess import PostprocessConfig
 
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     if on_step:
         on_step("reference (torch fp32)")
     with load_engine(weights, backend="torch") as engine:
-        reference = validate(engine, annotations, images_dir, imgsz=imgsz, progress=progress)
+        config = PostprocessConfig.named("val", engine.metadata.postprocess)
+        reference = validate(engine, annotations, images_dir, imgsz=imgsz, config=config, progress=progress)
     reference_info = {"name": "torch", "backend": "torch", "precision": "fp32", "path": str(weights), **reference.metrics}
     variants = []
     for path in variant_paths:
@@ -156,7 +162,7 @@ def run_parity(
             on_step(f"variant {Path(path).name}")
         with load_engine(path) as engine:
             precision = engine.metadata.precision
-            result = validate(engine, annotations, images_dir, imgsz=imgsz, progress=progress)
+            result = validate(engine, annotations, images_dir, imgsz=imgsz, config=config, progress=progress)
             backend = engine.backend
         if precision not in tolerances:
             raise InputError(f"{path}: no tolerance for precision {precision!r}")

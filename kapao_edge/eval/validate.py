@@ -43,10 +43,11 @@ def predict_dataset(
     Long side resized to ``imgsz`` (INTER_AREA when shrinking), then letterboxed without enlarging to
     the engine's fixed shape, or to the image's own rectangle rounded up to 64 for dynamic engines.
     ``tta`` runs the official augmented inference (scales 0.8, 1, 1.2; the middle pass mirrored).
+    Without ``config``: the official val thresholds with what the model file recommends.
     """
     from rich.progress import Progress
 
-    config = config or PostprocessConfig.official_val()
+    config = config or PostprocessConfig.named("val", engine.metadata.postprocess)
     fixed_hw = engine.metadata.default_hw
     run = _augmented(engine) if tta else engine
     poses_by_id: dict[int, Poses] = {}

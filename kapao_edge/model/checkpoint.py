@@ -18,6 +18,7 @@ from kapao_edge.errors import CheckpointError, InputError, UnsafeCheckpointError
 from kapao_edge.model import safe_pickle
 from kapao_edge.model.configs import get_config, match_config_name, normalise_layout
 from kapao_edge.model.kapao import KapaoModel, init_fresh
+from kapao_edge.postprocess.config import check_recommended
 from kapao_edge.presets import Preset, get_preset, preset_for_keypoints
 from kapao_edge.utils.io import atomic_path
 
@@ -99,6 +100,10 @@ def read_checkpoint(
         source_format = OFFICIAL_FORMAT
     else:
         raise CheckpointError(f"{path} is not a KAPAO checkpoint: {_describe(payload)}")
+    try:
+        model.postprocess = check_recommended(meta.get("postprocess"), source=str(path))
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
     return LoadedCheckpoint(model=model.float().eval(), source_format=source_format, path=path, meta=meta)
 
 
@@ -108,11 +113,17 @@ def _official_model(payload: dict[str, Any]) -> Any:
 
 
 def save_checkpoint(model: KapaoModel, path: str | os.PathLike, *, fp16: bool = False, **meta: Any) -> Path:
-    """Write the kapao-edge format atomically; ``meta`` must be JSON-able (input size, notes, ...)."""
+    """Write the kapao-edge format atomically; ``meta`` must be JSON-able (input size, notes, ...).
+
+    ``postprocess={...}`` records the post-processing values the model was tuned with; every engine
+    made from the file recommends them (``EngineMetadata.postprocess``).
+    """
     try:
         meta = json.loads(json.dumps(meta))
     except (TypeError, ValueError) as exc:
         raise InputError(f"checkpoint metadata must be JSON-serialisable: {exc}") from None
+    if "postprocess" in meta:
+        meta["postprocess"] = check_recommended(meta["postprocess"], source="save_checkpoint")
     state = {}
     for key, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().clone()

@@ -57,6 +57,9 @@ class KapaoModel(nn.Module):
         self.model, self.save, strides = _build_layers(self.config, self.preset)
         self.stride = torch.tensor(strides, dtype=torch.float32)  # (nl,) plain attribute, as official
         self.max_stride = int(max(strides))
+        # Post-processing values this trained model recommends (see PostprocessConfig.named); a
+        # checkpoint's meta["postprocess"] fills it, save_checkpoint writes it only when told to.
+        self.postprocess: dict[str, Any] = {}
 
     @property
     def detect(self) -> Detect:

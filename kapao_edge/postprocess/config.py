@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -71,6 +72,24 @@ class PostprocessConfig:
         return cls(**{**dict(conf_thres=0.7, iou_thres=0.45, conf_thres_kp=0.5, iou_thres_kp=0.45,
                              conf_thres_kp_person=0.2, overwrite_tol=25.0), **changes})
 
+    @classmethod
+    def named(
+        cls, thresholds: str, recommended: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> PostprocessConfig:
+        """A preset (``"val"`` or ``"demo"``), then the values the model file recommends, then the
+        caller's overrides (``None`` means not given): the most specific choice wins.
+
+        A model trained on other data may need other values than the official ones (a bundled model
+        for small scenes fuses keypoint objects over a shorter distance); its file says so and every
+        command picks that up, while an official checkpoint, which recommends nothing, keeps the
+        official behaviour.
+        """
+        presets = {"val": cls.official_val, "demo": cls.official_demo}
+        if thresholds not in presets:
+            raise InputError(f"thresholds must be one of {', '.join(presets)}, got {thresholds!r}")
+        config = presets[thresholds]().replace(**dict(recommended or {}))
+        return config.replace(**{key: value for key, value in overrides.items() if value is not None})
+
     def replace(self, **changes: Any) -> PostprocessConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -84,6 +103,20 @@ class PostprocessConfig:
     def combined_nms(self) -> bool:
         """One NMS run over all classes does the work of two (official val.run_nms shortcut)."""
         return self.iou_thres == self.iou_thres_kp and self.conf_thres_kp >= self.conf_thres
+
+
+def check_recommended(values: Any, *, source: str) -> dict[str, Any]:
+    """The post-processing values a model file recommends, checked like user input, so a bad file
+    fails when it is opened and the message names it."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise InputError(f"{source}: recommended post-processing must be a mapping, got {type(values).__name__}")
+    try:
+        config = PostprocessConfig().replace(**dict(values))
+    except (InputError, TypeError) as exc:
+        raise InputError(f"{source}: bad recommended post-processing: {exc}") from None
+    return {name: getattr(config, name) for name in values}
 
 
 def _as_float(name: str, value: Any) -> float:

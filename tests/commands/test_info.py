@@ -30,16 +30,19 @@ def test_info_on_official_fixture(reference_dir: Path, name: str, preset: str, k
     assert lines["strides"] == "8, 16, 32, 64"
     assert "official KAPAO" in lines["format"]
     assert "/8: 19x27 44x40 38x94" in lines["anchors"]
+    assert lines["thresholds"].startswith("official presets")
 
 
 def test_info_on_our_format_reports_input_size(tmp_path: Path) -> None:
     from kapao_edge.model import build_model, save_checkpoint
 
     torch.manual_seed(0)
-    path = save_checkpoint(build_model("kapao_tiny", "crowdpose"), tmp_path / "m.pt", input_size=[384, 640])
+    path = save_checkpoint(build_model("kapao_tiny", "crowdpose"), tmp_path / "m.pt", input_size=[384, 640],
+                           postprocess={"overwrite_tol": 12, "conf_thres_kp": 0.3})
     result = runner.invoke(app, ["info", str(path)])
     assert result.exit_code == 0, result.output
     assert "kapao-edge/1" in result.stdout and "K=14" in result.stdout and "384x640" in result.stdout
+    assert "recommends overwrite_tol=12, conf_thres_kp=0.3" in result.stdout
 
 
 class _Payload:

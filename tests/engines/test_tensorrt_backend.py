@@ -165,6 +165,17 @@ def test_sidecar_round_trip_keeps_the_onnx_metadata(tiny_onnx: Path, tmp_path: P
     assert block["profile"] == {"min": [1, 3, 128, 128], "opt": [1, 3, 256, 320], "max": [1, 3, 640, 640]}
 
 
+def test_sidecar_keeps_the_models_recommended_postprocessing(tiny_onnx: Path, tmp_path: Path) -> None:
+    summary = summarize_onnx(tiny_onnx)
+    plan = tmp_path / "model.engine"
+    profile = derive_profile(summary.input_shape, min_shape=(1, 3, 128, 128), opt_shape=(1, 3, 256, 256), max_shape=(1, 3, 256, 256))
+    write_sidecar(plan, {**summary.metadata, "postprocess": {"overwrite_tol": 12.0}}, profile, {"version": "10.9.0"})
+    assert read_sidecar(plan)[0].postprocess == {"overwrite_tol": 12.0}
+    write_sidecar(plan, {**summary.metadata, "postprocess": {"overwrite_tol": "near"}}, profile, {"version": "10.9.0"})
+    with pytest.raises(EngineError, match=r"model\.engine\.json: .*overwrite_tol must be a number"):
+        read_sidecar(plan)
+
+
 def test_missing_or_broken_sidecars_are_engine_errors(tiny_onnx: Path, tmp_path: Path) -> None:
     plan = tmp_path / "model.plan"
     with pytest.raises(EngineError, match=r"has no metadata sidecar: expected .*model\.plan\.json"):

@@ -47,6 +47,7 @@ def test_graph_interface_and_metadata(fixture_case) -> None:
     assert meta["source_sha256"] == sha256_file(checkpoint)
     assert len(meta["kp_flip"]) == (no - 6) // 3
     assert "Focus -> Conv: 1" in meta["rewrites"]
+    assert meta["postprocess"] == {}  # an official checkpoint recommends nothing: official presets apply
     # the Focus slicing is gone: one strided conv reads the image
     assert not any(node.op_type == "Slice" and "images" in node.input for node in proto.graph.node)
 
@@ -84,6 +85,27 @@ def test_fixed_shape_export(reference_dir: Path, onnx_export) -> None:
     assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == [2, rows, 57]
     meta = json.loads(next(p.value for p in proto.metadata_props if p.key == METADATA_KEY))
     assert meta["input_shape"] == [2, 3, 128, 192]
+
+
+def test_recommended_postprocessing_reaches_every_engine(reference_dir: Path, tmp_path: Path) -> None:
+    """Checkpoint -> ONNX -> FP16 ONNX: each engine recommends what the checkpoint did, and the
+    commands' configuration (PostprocessConfig.named) picks it up."""
+    from kapao_edge.calibration import quantize_onnx
+    from kapao_edge.engines import load_engine
+    from kapao_edge.model import save_checkpoint
+    from kapao_edge.postprocess import PostprocessConfig
+
+    model = read_checkpoint(reference_dir / "kapao_tiny_coco_random.pt").model
+    checkpoint = save_checkpoint(model, tmp_path / "tuned.pt", postprocess={"overwrite_tol": 12})
+    fp32 = tmp_path / "tuned.onnx"
+    export_onnx(read_checkpoint(checkpoint).model, fp32, imgsz=(128, 128), dynamic="batch")
+    fp16 = tmp_path / "tuned_fp16.onnx"
+    quantize_onnx(fp32, precision="fp16", out=fp16)
+    for path in (checkpoint, fp32, fp16):
+        with load_engine(path, backend="torch" if path.suffix == ".pt" else None) as engine:
+            assert engine.metadata.postprocess == {"overwrite_tol": 12.0}, path.name
+            config = PostprocessConfig.named("demo", engine.metadata.postprocess)
+            assert config == PostprocessConfig.official_demo(overwrite_tol=12.0)
 
 
 def test_report_figures(reference_dir: Path, tmp_path: Path) -> None:

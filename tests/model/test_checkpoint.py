@@ -130,6 +130,29 @@ def test_round_trip_fp16(
     assert_close_relative(output.numpy(), reference_io["output"])
 
 
+def test_recommended_postprocessing_travels_with_the_checkpoint(tmp_path: Path) -> None:
+    from kapao_edge.engines.torch_backend import metadata_for_model
+    from kapao_edge.errors import InputError
+
+    model = build_model("kapao_tiny")
+    assert read_checkpoint(save_checkpoint(model, tmp_path / "plain.pt")).model.postprocess == {}
+    path = save_checkpoint(model, tmp_path / "tuned.pt", postprocess={"overwrite_tol": 12})
+    reloaded = read_checkpoint(path).model
+    assert reloaded.postprocess == {"overwrite_tol": 12.0}
+    assert metadata_for_model(reloaded).postprocess == {"overwrite_tol": 12.0}
+    # re-saving does not copy it silently: a fine-tuned model must be tuned (and labelled) again
+    assert "postprocess" not in torch.load(save_checkpoint(reloaded, tmp_path / "again.pt"), weights_only=True)["meta"]
+
+    with pytest.raises(InputError, match="overwrite_tol must be >= 0"):
+        save_checkpoint(model, tmp_path / "bad.pt", postprocess={"overwrite_tol": -3})
+    assert not (tmp_path / "bad.pt").exists()
+    payload = torch.load(path, weights_only=True)
+    payload["meta"]["postprocess"] = {"fusion_radius": 5}
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(CheckpointError, match=r"edited\.pt: bad recommended post-processing: unknown"):
+        read_checkpoint(tmp_path / "edited.pt")
+
+
 def test_save_refuses_non_json_meta(tmp_path: Path) -> None:
     from kapao_edge.errors import InputError
 

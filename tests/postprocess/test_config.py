@@ -28,6 +28,33 @@ def test_official_demo_values_and_overrides():
     assert PostprocessConfig.official_demo(compat="official").compat == "official"
 
 
+def test_named_applies_preset_then_model_recommendation_then_user():
+    recommended = {"overwrite_tol": 12.0, "conf_thres_kp_person": 0.1}
+    val = PostprocessConfig.named("val", recommended)
+    assert val == PostprocessConfig.official_val(overwrite_tol=12.0, conf_thres_kp_person=0.1)
+    demo = PostprocessConfig.named("demo", recommended, overwrite_tol=30, conf_thres=None)
+    assert (demo.overwrite_tol, demo.conf_thres_kp_person, demo.conf_thres) == (30.0, 0.1, 0.7)
+    assert PostprocessConfig.named("val") == PostprocessConfig.official_val()
+    with pytest.raises(InputError, match="thresholds must be one of val, demo"):
+        PostprocessConfig.named("fast")
+
+
+@pytest.mark.parametrize("values, message", [
+    ([12.0], "must be a mapping"),
+    ({"tolerance": 12.0}, "unknown post-processing option"),
+    ({"overwrite_tol": -1.0}, "overwrite_tol must be >= 0"),
+    ({"conf_thres": "high"}, "conf_thres must be a number"),
+])
+def test_recommended_values_are_checked_and_name_their_source(values, message):
+    from kapao_edge.postprocess.config import check_recommended
+
+    with pytest.raises(InputError, match=message) as caught:
+        check_recommended(values, source="model.onnx")
+    assert str(caught.value).startswith("model.onnx: ")
+    assert check_recommended({"overwrite_tol": 12}, source="x") == {"overwrite_tol": 12.0}
+    assert check_recommended(None, source="x") == {}
+
+
 def test_replace_validates_and_round_trips():
     config = PostprocessConfig(overwrite_tol=50)
     assert isinstance(config.overwrite_tol, float)
