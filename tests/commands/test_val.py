@@ -100,3 +100,30 @@ def test_val_with_tta_refuses_a_fixed_shape_engine(onnx_export, reference_dir: P
     ])
     assert result.exit_code == 2
     assert "dynamic height and width" in result.output
+
+
+def test_val_applies_the_models_recommended_postprocessing_unless_overridden(tmp_path: Path, synth_set: Path):
+    """The bundled checkpoint recommends a shorter fusion distance; `val` uses it, `--overwrite-tol` wins."""
+    from kapao_edge.engines import load_engine
+    from kapao_edge.eval.validate import validate
+    from kapao_edge.postprocess import PostprocessConfig
+
+    data = synth_set / "person_keypoints.json"
+    with load_engine("bundled", backend="torch") as engine:
+        recommended = engine.metadata.postprocess["overwrite_tol"]
+        expected = {
+            tol: json.loads(json.dumps(validate(
+                engine, data, imgsz=256, config=PostprocessConfig.official_val(overwrite_tol=tol), progress=False,
+            ).results))
+            for tol in (recommended, 50.0)
+        }
+    assert recommended < 50.0 and expected[recommended] != expected[50.0]  # the choice matters on these scenes
+    for options, tol in [([], recommended), (["--overwrite-tol", "50"], 50.0)]:
+        saved = tmp_path / f"tol{tol:g}.json"
+        result = runner.invoke(app, [
+            "val", "--weights", "bundled", "--data", str(data), "--imgsz", "256", "--save-json", str(saved), *options,
+        ])
+        assert result.exit_code == 0, result.output
+        assert json.loads(saved.read_text()) == expected[tol]
+        said = "post-processing: val preset" + (f", overwrite_tol={tol:g}" if tol != 50.0 else "")
+        assert said in result.output.replace("\n", "")
