@@ -60,8 +60,9 @@ def _checkpoint_info(path: str) -> list[tuple[str, str]]:
 def _format_recommended(values: dict[str, Any] | None) -> str:
     if not values:
         return "official presets (the model recommends nothing else)"
-    return "recommends " + ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-                                     for key, value in values.items())
+    from kapao_edge.postprocess.config import format_values
+
+    return "recommends " + format_values(values)
 
 
 def _onnx_details(path: str) -> dict[str, Any]:

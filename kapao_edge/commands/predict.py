@@ -29,9 +29,10 @@ def postprocess_config(thresholds: str, engine, **overrides):
     """The named preset, then what the model file recommends, then the user's explicit options."""
     from kapao_edge.errors import InputError
     from kapao_edge.postprocess import PostprocessConfig
+    from kapao_edge.postprocess.config import PRESET_NAMES
 
-    if thresholds not in ("demo", "val"):
-        raise InputError(f"--thresholds must be one of demo, val, got {thresholds!r}")
+    if thresholds not in PRESET_NAMES:  # named() would refuse it too, but without the option's name
+        raise InputError(f"--thresholds must be one of {', '.join(PRESET_NAMES)}, got {thresholds!r}")
     return PostprocessConfig.named(thresholds, engine.metadata.postprocess, **overrides)
 
 

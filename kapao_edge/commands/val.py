@@ -70,8 +70,8 @@ def val(
 def _changes(config, thresholds: str) -> str:
     """What differs from the named preset (the model's recommendation or the user's options)."""
     from kapao_edge.postprocess import PostprocessConfig
+    from kapao_edge.postprocess.config import format_values
 
     base = PostprocessConfig.named(thresholds).as_dict()
     changed = {key: value for key, value in config.as_dict().items() if base[key] != value}
-    return ", " + ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-                            for key, value in changed.items()) if changed else ""
+    return ", " + format_values(changed) if changed else ""

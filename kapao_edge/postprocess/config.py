@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -14,6 +14,7 @@ from kapao_edge.errors import InputError
 
 Compat = Literal["default", "official"]
 COMPAT_MODES: tuple[str, ...] = ("default", "official")
+PRESET_NAMES: tuple[str, ...] = ("val", "demo")  # PostprocessConfig.named(...)
 
 _THRESHOLDS = ("conf_thres", "iou_thres", "conf_thres_kp", "iou_thres_kp", "conf_thres_kp_person")
 _COUNTS = ("max_det", "max_nms")
@@ -84,10 +85,10 @@ class PostprocessConfig:
         command picks that up, while an official checkpoint, which recommends nothing, keeps the
         official behaviour.
         """
-        presets = {"val": cls.official_val, "demo": cls.official_demo}
-        if thresholds not in presets:
-            raise InputError(f"thresholds must be one of {', '.join(presets)}, got {thresholds!r}")
-        config = presets[thresholds]().replace(**dict(recommended or {}))
+        if thresholds not in PRESET_NAMES:
+            raise InputError(f"thresholds must be one of {', '.join(PRESET_NAMES)}, got {thresholds!r}")
+        preset = cls.official_val() if thresholds == "val" else cls.official_demo()
+        config = preset.replace(**dict(recommended or {}))
         return config.replace(**{key: value for key, value in overrides.items() if value is not None})
 
     def replace(self, **changes: Any) -> PostprocessConfig:
@@ -117,6 +118,12 @@ def check_recommended(values: Any, *, source: str) -> dict[str, Any]:
     except (InputError, TypeError) as exc:
         raise InputError(f"{source}: bad recommended post-processing: {exc}") from None
     return {name: getattr(config, name) for name in values}
+
+
+def format_values(values: Mapping[str, Any]) -> str:
+    """``name=value, ...`` for messages (numbers without trailing zeros)."""
+    return ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                     for key, value in values.items())
 
 
 def _as_float(name: str, value: Any) -> float:
