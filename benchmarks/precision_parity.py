@@ -1,6 +1,6 @@
 """AP parity of every precision and INT8 recipe against the torch reference, through the CLI.
 
-    python benchmarks/precision_parity.py [--weights bundled] [--imgsz 320] [--images 500]
+    python benchmarks/precision_parity.py [--weights bundled] [--imgsz N] [--scene-size N] [--images 500]
                                           [--test-seed 11] [--calib-seed 12] [--work runs/precision]
                                           [--methods meanmax,minmax,entropy,percentile] [--no-auto]
 
@@ -31,7 +31,9 @@ def run(command: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="bundled")
-    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--imgsz", type=int, default=0, help="network input size; default: the model's documented size")
+    parser.add_argument("--scene-size", type=int, default=0,
+                        help="synthetic scene size; default: the scene size the model was trained on")
     parser.add_argument("--images", type=int, default=500, help="test set size and calibration sample")
     parser.add_argument("--sensitivity-images", type=int, default=100,
                         help="extra calibration-set scenes, outside the sample: --exclude auto measures on them")
@@ -41,6 +43,12 @@ def main() -> None:
     parser.add_argument("--no-auto", action="store_true", help="skip the --exclude auto variants")
     parser.add_argument("--work", type=Path, default=Path("runs/precision"))
     args = parser.parse_args()
+    if not args.imgsz or not args.scene_size:
+        from kapao_edge.model import read_checkpoint
+
+        meta = read_checkpoint(args.weights).meta
+        args.imgsz = args.imgsz or int(meta.get("imgsz", 320))
+        args.scene_size = args.scene_size or int(meta.get("scene_size", args.imgsz))
 
     cli = [sys.executable, "-m", "kapao_edge.cli"]
     work = args.work
@@ -49,7 +57,7 @@ def main() -> None:
     for folder, seed, count in ((test, args.test_seed, args.images), (calib, args.calib_seed, calib_size)):
         if not (folder / "person_keypoints.json").is_file():
             run([*cli, "synth", "--out", str(folder), "--images", str(count), "--seed", str(seed),
-                 "--imgsz", str(args.imgsz)])
+                 "--imgsz", str(args.scene_size)])
 
     fp32 = work / "model_fp32.onnx"
     if not fp32.is_file():

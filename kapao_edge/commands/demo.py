@@ -21,7 +21,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder for the scenes, drawn poses and results.")] = Path("runs/demo"),
     images: Annotated[int, typer.Option(help="How many scenes to render and evaluate.")] = 8,
     seed: Annotated[int, typer.Option(help="Scene seed (the bundled model was trained on other seeds).")] = 20261121,
-    imgsz: Annotated[int, typer.Option(help="Network input size (multiple of 64).")] = 0,
+    imgsz: Annotated[int, typer.Option(help="Network input size (multiple of 64); default: the model's documented size.")] = 0,
 ) -> None:
     """Render synthetic scenes, detect poses with the bundled model, draw them and report AP."""
     import json
@@ -42,7 +42,10 @@ def demo(
     loaded = read_checkpoint(weights)
     model, meta = loaded.model, loaded.meta
     imgsz = imgsz or int(meta.get("imgsz", 320))
-    annotations = generate_dataset(out / "scenes", images, seed, preset=model.preset.name, imgsz=imgsz, workers=0)
+    # Scenes are rendered at the size the model was trained on, which may be smaller than its input size
+    # (a model fine-tuned on upscaled scenes sees small figures at more pixels).
+    scene_size = int(meta.get("scene_size", imgsz))
+    annotations = generate_dataset(out / "scenes", images, seed, preset=model.preset.name, imgsz=scene_size, workers=0)
     with TorchEngine(model.fuse().eval()) as engine:
         result = validate(engine, annotations, imgsz=imgsz, config=PostprocessConfig.named("val", model.postprocess), progress=False)
 
@@ -57,7 +60,8 @@ def demo(
         canvas = draw_poses(image, poses.keypoints[keep], poses.boxes[keep], poses.scores[keep], model.preset)
         cv2.imwrite(str(drawn_dir / info["file_name"]), canvas)
 
-    table = Table(title=f"bundled model on {images} new synthetic scenes ({imgsz} px)")
+    sizes = f"{imgsz} px" if scene_size == imgsz else f"{scene_size} px scenes, {imgsz} px input"
+    table = Table(title=f"{weights} on {images} new synthetic scenes ({sizes})")
     for name in ("AP", "AP50", "AP75", "AR"):
         table.add_column(name, justify="right")
     table.add_column("PCK@0.2", justify="right")
