@@ -46,9 +46,9 @@ def main() -> None:
     if not args.imgsz or not args.scene_size:
         from kapao_edge.model import read_checkpoint
 
-        meta = read_checkpoint(args.weights).meta
-        args.imgsz = args.imgsz or int(meta.get("imgsz", 320))
-        args.scene_size = args.scene_size or int(meta.get("scene_size", args.imgsz))
+        loaded = read_checkpoint(args.weights)
+        args.imgsz = args.imgsz or loaded.imgsz
+        args.scene_size = args.scene_size or loaded.scene_size or args.imgsz
 
     cli = [sys.executable, "-m", "kapao_edge.cli"]
     work = args.work

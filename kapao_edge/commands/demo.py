@@ -40,11 +40,9 @@ def demo(
     if images < 1:
         raise InputError(f"--images must be at least 1, got {images}")
     loaded = read_checkpoint(weights)
-    model, meta = loaded.model, loaded.meta
-    imgsz = imgsz or int(meta.get("imgsz", 320))
-    # Scenes are rendered at the size the model was trained on, which may be smaller than its input size
-    # (a model fine-tuned on upscaled scenes sees small figures at more pixels).
-    scene_size = int(meta.get("scene_size", imgsz))
+    model = loaded.model
+    imgsz = imgsz or loaded.imgsz
+    scene_size = loaded.scene_size or imgsz  # the scenes it knows, even when its input is larger
     annotations = generate_dataset(out / "scenes", images, seed, preset=model.preset.name, imgsz=scene_size, workers=0)
     with TorchEngine(model.fuse().eval()) as engine:
         result = validate(engine, annotations, imgsz=imgsz, config=PostprocessConfig.named("val", model.postprocess), progress=False)

@@ -37,6 +37,19 @@ class LoadedCheckpoint:
     path: Path
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def imgsz(self) -> int:
+        """The input size the file documents (a trained model's ``imgsz``); 320 where it says nothing."""
+        return int(self.meta.get("imgsz", 320))
+
+    @property
+    def scene_size(self) -> int | None:
+        """The size of the synthetic scenes it was trained on, where the file says: smaller than
+        ``imgsz`` when it was fine-tuned on upscaled scenes (the bundled model), so demos and
+        benchmarks render scenes of this size and run the network at its input size."""
+        size = self.meta.get("scene_size")
+        return None if size is None else int(size)
+
 
 def build_model(name: str, preset: str | Preset = "coco") -> KapaoModel:
     """A freshly initialised model of a registered config, in eval mode (seed with torch.manual_seed)."""

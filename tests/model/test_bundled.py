@@ -33,9 +33,9 @@ def test_bundled_model_detects_people_in_unseen_synthetic_scenes(tmp_path: Path)
     from kapao_edge.postprocess import PostprocessConfig
 
     loaded = read_checkpoint("bundled")
-    imgsz = int(loaded.meta.get("imgsz", 320))  # its documented input size
-    scene_size = int(loaded.meta.get("scene_size", imgsz))  # the size of the scenes it was trained on
-    annotations = generate_dataset(tmp_path / "scenes", 6, seed=987_654, imgsz=scene_size, workers=0)
+    imgsz = loaded.imgsz  # its documented input size (448), run on scenes of its training size (320)
+    assert (imgsz, loaded.scene_size) == (448, 320)
+    annotations = generate_dataset(tmp_path / "scenes", 6, seed=987_654, imgsz=loaded.scene_size, workers=0)
     with TorchEngine(loaded.model.fuse()) as engine:
         result = validate(engine, annotations, imgsz=imgsz, progress=False)  # with its recommended fusion distance
         official = validate(engine, annotations, imgsz=imgsz, config=PostprocessConfig.official_val(), progress=False)
