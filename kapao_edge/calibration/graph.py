@@ -94,6 +94,29 @@ def network_nodes(graph: Any) -> set[str]:
     return seen
 
 
+def output_block_convs(graph: Any) -> list[str]:
+    """The convs of every layer that feeds a head conv (the last C3 of each output level).
+
+    Walks up from each head conv's input through non-Conv nodes (SiLU, Concat) to the nearest Convs and
+    returns every conv of their layer groups: the block whose features the head turns into coordinates.
+    """
+    producers = producers_of(graph)
+    group_of = {name: key for key, names in conv_groups(graph).items() for name in names}
+    feeding_groups: set[str] = set()
+    for head in head_convs(graph):
+        stack, seen = [head.input[0]], set()
+        while stack:
+            node = producers.get(stack.pop())
+            if node is None or node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.op_type == "Conv":
+                feeding_groups.add(group_of[node.name])
+            else:
+                stack.extend(name for name in node.input if name)
+    return [node.name for node in graph.node if node.op_type == "Conv" and group_of[node.name] in feeding_groups]
+
+
 def conv_groups(graph: Any) -> dict[str, list[str]]:
     """Conv node names grouped by the model layer ("model.N") their weight belongs to, in graph order.
 

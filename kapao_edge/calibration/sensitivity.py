@@ -69,7 +69,7 @@ def run_sensitivity(
 ) -> SensitivityReport:
     """Rank the Conv groups by the error each causes alone, then exclude the worst until ``error_goal``.
 
-    ``base_exclusions`` (stem and head convs) stay float unless their group alone costs less than a
+    ``base_exclusions`` (``default_exclusions``: stem, heads, for tensorrt the blocks feeding them) stay float unless their group alone costs less than a
     tenth of the goal.
     """
     import onnx

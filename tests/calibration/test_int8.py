@@ -1,5 +1,5 @@
-"""INT8 quantization: the TensorRT flavour obeys the lint and keeps stem, heads and decode in float;
-the CPU flavour uses unsigned activations; both run on ONNX Runtime CPU."""
+"""INT8 quantization: the TensorRT flavour obeys the lint and keeps stem, heads, the blocks feeding
+them and decode in float; the CPU flavour uses unsigned activations; both run on ONNX Runtime CPU."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from kapao_edge.calibration.cache import calibrate
-from kapao_edge.calibration.graph import decode_nodes, quantized_convs
+from kapao_edge.calibration.graph import conv_groups, decode_nodes, output_block_convs, quantized_convs
 from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, route_non_conv_readers_around_qdq
 from kapao_edge.calibration.lint import lint_qdq
 from kapao_edge.calibration.reader import CalibrationImages, InputSpec
@@ -38,11 +38,15 @@ def test_tensorrt_flavour_passes_the_lint(int8_tensorrt):
     assert zero_points and all(zp.dtype == np.int8 and not zp.any() for zp in zero_points)
 
 
-def test_stem_heads_and_decode_stay_float(int8_tensorrt, tiny_onnx: Path):
-    excluded = default_exclusions(onnx.load(str(tiny_onnx)))
+def test_stem_heads_their_feeding_blocks_and_decode_stay_float(int8_tensorrt, tiny_onnx: Path):
+    source = onnx.load(str(tiny_onnx))
+    excluded = default_exclusions(source)
     quantized = quantized_convs(int8_tensorrt.graph)
     all_convs = {node.name for node in int8_tensorrt.graph.node if node.op_type == "Conv"}
-    assert len(excluded) == 5  # the stem and four head convs (P3-P6)
+    groups = conv_groups(source.graph)
+    feeding = {group for group, names in groups.items() if set(names) & set(output_block_convs(source.graph))}
+    assert feeding == {"model.23", "model.26", "model.29", "model.32"}  # the last C3 of P3, P4, P5, P6
+    assert len(excluded) == 1 + 4 + sum(len(groups[group]) for group in feeding)  # stem, heads, whole blocks
     assert quantized == all_convs - set(excluded)
     decode = decode_nodes(int8_tensorrt.graph)
     assert not any(
@@ -106,6 +110,7 @@ def test_cpu_flavour_defaults_keep_heads_and_decode_float(tiny_onnx: Path, synth
     assert first_conv(source.graph).name in excluded
     assert {node.name for node in head_convs(source.graph)} <= set(excluded)
     assert decode_nodes(source.graph) <= set(excluded)
+    assert not set(output_block_convs(source.graph)) & set(excluded)  # the speed target quantizes them
 
     images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(tiny_onnx, 128), count=2, seed=0)
     cpu_stats = calibrate(tiny_onnx, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path)
