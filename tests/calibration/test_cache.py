@@ -72,3 +72,24 @@ def test_an_unknown_method_is_refused_before_any_work(image_copy, tiny_onnx: Pat
     with pytest.raises(InputError, match="--method must be one of meanmax, minmax, entropy, percentile"):
         calibrate(tiny_onnx, images, method="kl", cache_dir=tmp_path / "cache")
     assert images.images_read == 0 and not (tmp_path / "cache").exists()
+
+
+def test_histogram_methods_read_every_image_in_chunks_and_agree_with_one_pass(
+    image_copy, tiny_onnx: Path, tmp_path: Path, monkeypatch
+):
+    """Chunks bound the histogram calibrators' memory; merged histograms must give about the same ranges."""
+    import kapao_edge.calibration.cache as cache_module
+
+    folder = image_copy(5)
+    one_pass = calibrate(tiny_onnx, _images(folder, tiny_onnx, 5), method="percentile", op_types=["Conv"],
+                         cache_dir=tmp_path / "one")
+    monkeypatch.setattr(cache_module, "HISTOGRAM_CHUNK_BATCHES", 2)  # 5 single-image batches: 2 + 2 + 1
+    chunked_images = _images(folder, tiny_onnx, 5)
+    chunked = calibrate(tiny_onnx, chunked_images, method="percentile", op_types=["Conv"], cache_dir=tmp_path / "two")
+    assert chunked_images.images_read == 5 and chunked.key != one_pass.key
+    assert set(chunked.ranges) == set(one_pass.ranges)
+    for name in one_pass.ranges:
+        low, high = (float(np.asarray(v).item()) for v in one_pass.ranges[name].range_value)
+        chunk_low, chunk_high = (float(np.asarray(v).item()) for v in chunked.ranges[name].range_value)
+        width = high - low
+        assert abs(chunk_low - low) <= 0.1 * width and abs(chunk_high - high) <= 0.1 * width, name
