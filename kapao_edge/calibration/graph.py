@@ -117,6 +117,27 @@ def output_block_convs(graph: Any) -> list[str]:
     return [node.name for node in graph.node if node.op_type == "Conv" and group_of[node.name] in feeding_groups]
 
 
+def silu_nodes(graph: Any, conv_names: Iterable[str]) -> list[str]:
+    """The Sigmoid and Mul that apply SiLU to each named conv's output (x * sigmoid(x)), in graph order.
+
+    The cpu INT8 recipe quantizes them too, so keeping a conv in float there only helps if its SiLU
+    stays float as well.
+    """
+    wanted = set(conv_names)
+    conv_outputs = {node.output[0] for node in graph.node if node.op_type == "Conv" and node.name in wanted}
+    sigmoids = {node.output[0]: node.input[0] for node in graph.node
+                if node.op_type == "Sigmoid" and node.input[0] in conv_outputs}
+    names = []
+    for node in graph.node:
+        if node.op_type == "Sigmoid" and node.output[0] in sigmoids:
+            names.append(node.name)
+        elif node.op_type == "Mul" and any(
+            name in sigmoids and sigmoids[name] in node.input for name in node.input
+        ):
+            names.append(node.name)
+    return names
+
+
 def conv_groups(graph: Any) -> dict[str, list[str]]:
     """Conv node names grouped by the model layer ("model.N") their weight belongs to, in graph order.
 

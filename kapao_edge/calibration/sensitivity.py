@@ -1,6 +1,6 @@
 """``--exclude auto``: find the Conv layers that INT8 hurts most and keep them in float.
 
-Each layer group ("model.N") is quantized alone (the rest float) and its output error measured on
+Each layer group ("model.N": its convs, and for ``--target cpu`` their SiLUs) is quantized alone (the rest float) and its output error measured on
 held-out images; then, worst first, groups are taken out of a fully quantized model until the error
 meets the goal. Trial quantizations reuse the cached calibration ranges, so they cost no calibration.
 """
@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kapao_edge.calibration.cache import CalibrationStats
-from kapao_edge.calibration.graph import conv_groups
+from kapao_edge.calibration.graph import conv_groups, silu_nodes
 from kapao_edge.calibration.int8 import quantize_from_stats
 
 DEFAULT_ERROR_GOAL = 0.01
@@ -76,6 +76,8 @@ def run_sensitivity(
 
     model = onnx.load(str(model_path))
     groups = conv_groups(model.graph)
+    if target == "cpu":  # that recipe quantizes SiLU too: a group is its convs and their SiLUs
+        groups = {name: nodes + silu_nodes(model.graph, nodes) for name, nodes in groups.items()}
     input_side = int(max(batches[0].shape[2:]))
     reference = _run(model.SerializeToString(), batches)
 

@@ -81,6 +81,32 @@ def test_auto_exclusion_writes_a_ranking(tiny_onnx: Path, synth_set: Path, tmp_p
     assert set(worst_new["nodes"]) <= set(report.excluded_nodes)
 
 
+def test_auto_exclusion_for_the_cpu_target_keeps_each_excluded_conv_silu_float_too(
+    tiny_onnx: Path, synth_set: Path, tmp_path: Path
+):
+    """The cpu recipe quantizes SiLU: a conv kept float whose SiLU stays INT8 would still feed its
+    readers UINT8-rounded values, so its group must carry the SiLU along."""
+    from kapao_edge.calibration.graph import silu_nodes
+
+    report = quantize_onnx(
+        tiny_onnx, precision="int8", calib=synth_set / "images", calib_images=6, imgsz=128, exclude="auto",
+        target="cpu", error_goal=0.0, out=tmp_path / "auto_cpu.onnx",
+    )
+    ranking = json.loads(Path(report.sensitivity_path).read_text())
+    first = next(item for item in ranking["ranking"] if item["group"] == ranking["excluded_groups"][0])
+    source = onnx.load(str(tiny_onnx)).graph
+    convs = [name for name in first["nodes"] if name.startswith("node_conv")]
+    assert convs and set(silu_nodes(source, convs)) <= set(first["nodes"]) <= set(report.excluded_nodes)
+
+    written = onnx.load(str(tmp_path / "auto_cpu.onnx")).graph
+    producers = {out: node for node in written.node for out in node.output}
+    names = set(silu_nodes(written, convs))
+    assert names
+    for node in written.node:
+        if node.name in names:  # reads float: no DequantizeLinear in front of the kept SiLU
+            assert all(getattr(producers.get(name), "op_type", None) != "DequantizeLinear" for name in node.input)
+
+
 def test_bad_requests_are_refused_without_output(tiny_onnx: Path, tmp_path: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
