@@ -80,6 +80,8 @@ def main() -> None:
         if not args.no_auto:
             quantize(f"int8_trt_{method}_auto", *int8, "--target", "tensorrt", "--method", method, "--exclude", "auto")
     quantize("int8_cpu_meanmax", *int8, "--target", "cpu", "--method", "meanmax")
+    if not args.no_auto:
+        quantize("int8_cpu_meanmax_auto", *int8, "--target", "cpu", "--method", "meanmax", "--exclude", "auto")
 
     report = work / "parity.json"
     command = [*cli, "parity", "--weights", args.weights, "--data", str(test / "person_keypoints.json"),
