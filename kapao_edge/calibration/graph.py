@@ -131,7 +131,7 @@ def silu_nodes(graph: Any, conv_names: Iterable[str]) -> list[str]:
     for node in graph.node:
         if node.op_type == "Sigmoid" and node.output[0] in sigmoids:
             names.append(node.name)
-        elif node.op_type == "Mul" and any(
+        elif node.op_type == "Mul" and any(  # reads a sigmoid's output and that sigmoid's own input
             name in sigmoids and sigmoids[name] in node.input for name in node.input
         ):
             names.append(node.name)

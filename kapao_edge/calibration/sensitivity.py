@@ -1,8 +1,9 @@
 """``--exclude auto``: find the Conv layers that INT8 hurts most and keep them in float.
 
-Each layer group ("model.N": its convs, and for ``--target cpu`` their SiLUs) is quantized alone (the rest float) and its output error measured on
-held-out images; then, worst first, groups are taken out of a fully quantized model until the error
-meets the goal. Trial quantizations reuse the cached calibration ranges, so they cost no calibration.
+Each layer group ("model.N": its convs, and for ``--target cpu`` their SiLUs) is quantized alone
+(the rest float) and its output error measured on held-out images; then, worst first, groups are
+taken out of a fully quantized model until the error meets the goal. Trial quantizations reuse the
+cached calibration ranges, so they cost no calibration.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def run_sensitivity(
 ) -> SensitivityReport:
     """Rank the Conv groups by the error each causes alone, then exclude the worst until ``error_goal``.
 
-    ``base_exclusions`` (``default_exclusions``: stem, heads, for tensorrt the blocks feeding them) stay float unless their group alone costs less than a
-    tenth of the goal.
+    ``base_exclusions`` (``default_exclusions``: stem, heads, for tensorrt the blocks feeding them)
+    stay float unless their group alone costs less than a tenth of the goal.
     """
     import onnx
 
