@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from kapao_edge.calibration.cache import CalibrationStats, ort_method
-from kapao_edge.calibration.graph import first_conv, head_convs, producers_of, quantized_convs
+from kapao_edge.calibration.graph import (
+    decode_nodes,
+    first_conv,
+    head_convs,
+    output_block_convs,
+    producers_of,
+    quantized_convs,
+)
 from kapao_edge.calibration.lint import assert_qdq_ok
 from kapao_edge.errors import EngineError, InputError
 
@@ -82,8 +89,6 @@ def default_exclusions(model: Any, target: str = "tensorrt") -> list[str]:
     for SiLU, and would otherwise quantize the decode's own, so that boxes, keypoints and scores would
     share one UINT8 scale. It is the speed target, so its output blocks stay INT8.
     """
-    from kapao_edge.calibration.graph import decode_nodes, output_block_convs
-
     graph = model.graph
     names = [first_conv(graph).name] + [node.name for node in head_convs(graph)]
     if target == "tensorrt":

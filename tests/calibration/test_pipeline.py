@@ -95,7 +95,8 @@ def test_auto_exclusion_for_the_cpu_target_keeps_each_excluded_conv_silu_float_t
     ranking = json.loads(Path(report.sensitivity_path).read_text())
     first = next(item for item in ranking["ranking"] if item["group"] == ranking["excluded_groups"][0])
     source = onnx.load(str(tiny_onnx)).graph
-    convs = [name for name in first["nodes"] if name.startswith("node_conv")]
+    all_convs = {node.name for node in source.node if node.op_type == "Conv"}
+    convs = [name for name in first["nodes"] if name in all_convs]
     assert convs and set(silu_nodes(source, convs)) <= set(first["nodes"]) <= set(report.excluded_nodes)
 
     written = onnx.load(str(tmp_path / "auto_cpu.onnx")).graph
