@@ -80,10 +80,10 @@ def default_exclusions(model: Any, target: str = "tensorrt") -> list[str]:
     Both targets: the stem conv (it reads raw pixels; with 3 input channels it is no faster in INT8 on
     CPU either) and the head convs (they write the decode's inputs).
 
-    ``tensorrt`` also keeps the block feeding each head (``output_block_convs``): on the bundled model
-    at 448 px, quantizing those 20 of 81 convs accounts for 1.18 of the 1.20 AP that INT8 loses
-    (benchmarks/precision_parity.py; -0.02 with them float). It is the accuracy target, so it pays
-    their speed.
+    ``tensorrt`` also keeps the block feeding each head (``output_block_convs``): on the fourth-stage
+    bundled model at 448 px, quantizing those 20 of 81 convs accounts for 1.18 of the 1.20 AP that
+    INT8 loses (benchmarks/precision_parity.py; -0.02 with them float). It is the accuracy target, so
+    it pays their speed.
 
     ``cpu`` instead keeps every decode node float: that recipe quantizes Sigmoid, Mul, Add and Concat
     for SiLU, and would otherwise quantize the decode's own, so that boxes, keypoints and scores would

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from kapao_edge.calibration.graph import conv_groups, head_convs, output_block_convs, silu_nodes
+from kapao_edge.calibration.graph import conv_groups, head_convs, output_block_convs, producers_of, silu_nodes
 
 
 def test_every_conv_but_the_heads_has_one_sigmoid_and_one_mul_as_its_silu(tiny_onnx: Path):
@@ -31,7 +31,7 @@ def test_output_blocks_are_whole_layers_that_reach_a_head_without_another_conv(t
     groups = conv_groups(graph)
     for names in groups.values():
         assert set(names) <= blocks or not set(names) & blocks  # a layer is in or out as a whole
-    producers = {out: node for node in graph.node for out in node.output}
+    producers = producers_of(graph)
     for head in head_convs(graph):
         node = producers[head.input[0]]  # SiLU's Mul
         conv = producers[node.input[0]] if producers[node.input[0]].op_type == "Conv" else producers[node.input[1]]

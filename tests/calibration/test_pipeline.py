@@ -86,7 +86,7 @@ def test_auto_exclusion_for_the_cpu_target_keeps_each_excluded_conv_silu_float_t
 ):
     """The cpu recipe quantizes SiLU: a conv kept float whose SiLU stays INT8 would still feed its
     readers UINT8-rounded values, so its group must carry the SiLU along."""
-    from kapao_edge.calibration.graph import silu_nodes
+    from kapao_edge.calibration.graph import producers_of, silu_nodes
 
     report = quantize_onnx(
         tiny_onnx, precision="int8", calib=synth_set / "images", calib_images=6, imgsz=128, exclude="auto",
@@ -100,7 +100,7 @@ def test_auto_exclusion_for_the_cpu_target_keeps_each_excluded_conv_silu_float_t
     assert convs and set(silu_nodes(source, convs)) <= set(first["nodes"]) <= set(report.excluded_nodes)
 
     written = onnx.load(str(tmp_path / "auto_cpu.onnx")).graph
-    producers = {out: node for node in written.node for out in node.output}
+    producers = producers_of(written)
     names = set(silu_nodes(written, convs))
     assert names
     for node in written.node:
