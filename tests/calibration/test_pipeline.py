@@ -8,10 +8,12 @@ from pathlib import Path
 import onnx
 import pytest
 
+from kapao_edge.calibration.graph import producers_of, silu_nodes
 from kapao_edge.calibration.int8 import default_exclusions
 from kapao_edge.calibration.pipeline import quantize_onnx
-from kapao_edge.errors import InputError
-from kapao_edge.export.metadata import read_onnx_metadata
+from kapao_edge.engines import load_engine
+from kapao_edge.errors import EngineError, InputError
+from kapao_edge.export.metadata import read_onnx_metadata, set_onnx_metadata
 
 
 def _metadata(path: Path) -> dict:
@@ -41,8 +43,6 @@ def test_int8_file_carries_precision_and_calibration_summary(tiny_onnx: Path, sy
 
 
 def test_fp16_file_and_engine_metadata(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
-    from kapao_edge.engines import load_engine
-
     out = tmp_path / "tiny_fp16.onnx"
     report = quantize_onnx(tiny_onnx, precision="fp16", calib=synth_set / "images", calib_images=2, imgsz=128, out=out)
     assert report.details["overflow_nodes"] == [] and report.details["fp16_nodes"] > 0
@@ -86,8 +86,6 @@ def test_auto_exclusion_for_the_cpu_target_keeps_each_excluded_conv_silu_float_t
 ):
     """The cpu recipe quantizes SiLU: a conv kept float whose SiLU stays INT8 would still feed its
     readers UINT8-rounded values, so its group must carry the SiLU along."""
-    from kapao_edge.calibration.graph import producers_of, silu_nodes
-
     report = quantize_onnx(
         tiny_onnx, precision="int8", calib=synth_set / "images", calib_images=6, imgsz=128, exclude="auto",
         target="cpu", error_goal=0.0, out=tmp_path / "auto_cpu.onnx",
@@ -121,9 +119,6 @@ def test_bad_requests_are_refused_without_output(tiny_onnx: Path, tmp_path: Path
 
 
 def test_broken_metadata_is_a_clear_error_not_a_traceback(tiny_onnx: Path, tmp_path: Path):
-    from kapao_edge.errors import EngineError
-    from kapao_edge.export.metadata import set_onnx_metadata
-
     model = onnx.load(str(tiny_onnx))
     set_onnx_metadata(model, "{not json")
     broken = tmp_path / "broken.onnx"
