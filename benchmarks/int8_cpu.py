@@ -6,7 +6,8 @@
 Exports FP32 ONNX (fixed 1x3xSxS), calibrates once on real or synthetic scenes (all tensors, MinMax,
 cached), then quantizes several flavours from the same ranges and times batch-1 inference
 round-robin over FP32 and every flavour in one process (median ms, ratio vs FP32). The `cpu` flavour
-is what `kapao-edge quantize --target cpu` writes; the others show what the choices are worth.
+is what `kapao-edge quantize --target cpu` writes (shared Concat/Resize ranges, conv kernels timed and
+chosen at --threads); the others show what the choices are worth.
 Target: INT8 (cpu flavour) >= 2x FP32. Random weights time the same as trained ones.
 """
 
@@ -24,6 +25,8 @@ import numpy as np
 # the others are quantize_static variants kept to show what each choice is worth.
 FLAVOURS = {
     "cpu (kapao-edge --target cpu)": {"library": "cpu"},
+    "cpu, all convs on ConvSym (untuned)": {"library": "cpu", "untuned": True},
+    "cpu, untuned, no shared ranges": {"library": "cpu", "untuned": True, "own_ranges": True},
     "cpu, stem conv quantized too": {"library": "cpu", "quantized_stem": True},
     "naive: Q/DQ on Conv only, u8 act": {"activation": "QUInt8", "ops": ["Conv"], "extra": {"WeightSymmetric": True}},
     "QOperator, Conv only (QLinearConv)": {"activation": "QUInt8", "ops": ["Conv"], "format": "QOperator", "extra": {}},
@@ -50,6 +53,7 @@ def main() -> None:
 
     from kapao_edge.bench.stats import interleaved_ms
     from kapao_edge.calibration.cache import calibrate
+    from kapao_edge.calibration.cpu_graph import tune_conv_kernels
     from kapao_edge.calibration.graph import first_conv
     from kapao_edge.calibration.int8 import default_exclusions, preprocess_for_cpu, quantize_from_stats
     from kapao_edge.calibration.reader import CalibrationImages, InputSpec
@@ -75,6 +79,7 @@ def main() -> None:
         calib_seconds = time.perf_counter() - started
         pre_model = onnx.load(str(pre))
         excluded = default_exclusions(pre_model, "tensorrt")
+        batch_shape = (1, 3, images.spec.height, images.spec.width)
         paths = {"fp32": pre}
         for name, flavour in flavours.items():
             path = work / f"{len(paths)}.onnx"
@@ -82,7 +87,11 @@ def main() -> None:
                 nodes = default_exclusions(pre_model, flavour["library"])
                 if flavour.get("quantized_stem"):
                     nodes.remove(first_conv(pre_model.graph).name)
-                onnx.save(quantize_from_stats(pre, stats, target=flavour["library"], nodes_to_exclude=nodes), str(path))
+                quantized = quantize_from_stats(pre, stats, target=flavour["library"], nodes_to_exclude=nodes,
+                                                share_ranges=not flavour.get("own_ranges"))
+                if not flavour.get("untuned"):  # as `quantize --target cpu` does, timed at these threads
+                    tune_conv_kernels(quantized, tuple(batch_shape), threads=args.threads)
+                onnx.save(quantized, str(path))
             elif flavour.get("tensorrt"):
                 onnx.save(quantize_from_stats(fp32, stats_for(fp32, images, work, calibrate), target="tensorrt",
                                               nodes_to_exclude=default_exclusions(onnx.load(str(fp32)))), str(path))

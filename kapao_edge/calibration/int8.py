@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kapao_edge.calibration.cache import CalibrationStats, ort_method
+from kapao_edge.calibration.cpu_graph import write_shared_ranges
 from kapao_edge.calibration.graph import (
     decode_nodes,
     first_conv,
@@ -107,11 +108,13 @@ def quantize_from_stats(
     nodes_to_exclude: list[str],
     nodes_to_quantize: list[str] | None = None,
     images: Any = None,
+    share_ranges: bool = True,
 ) -> Any:
     """An INT8 onnx.ModelProto of ``model_path`` from cached ranges; for ``tensorrt`` it passes the lint.
 
     ONNX Runtime releases without ``calibration_cache_path`` recalibrate from ``images`` instead
-    (the same reader, the same method, so the same ranges, only slower).
+    (the same reader, the same method, so the same ranges, only slower). ``share_ranges=False`` skips
+    the cpu flavour's shared Concat/Resize ranges (the benchmark's comparison row).
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -119,6 +122,12 @@ def quantize_from_stats(
     chosen = recipe(target)
     with tempfile.TemporaryDirectory(prefix="kapao-int8-") as work:
         out = Path(work) / "int8.onnx"
+        ranges_source = _ranges_source(quantize_static, stats, images)
+        if target == "cpu" and share_ranges and ranges_source.get("calibration_cache_path"):
+            # one scale across each Concat and Resize/MaxPool: copies instead of requantizing (cpu_graph.py)
+            graph = onnx.load(str(model_path), load_external_data=False).graph
+            shared, _ = write_shared_ranges(stats.ranges, graph, nodes_to_exclude, Path(work))
+            ranges_source["calibration_cache_path"] = str(shared)
         with quiet_ort_logs():
             quantize_static(
                 str(model_path),
@@ -133,7 +142,7 @@ def quantize_from_stats(
                 nodes_to_exclude=list(nodes_to_exclude),
                 calibrate_method=ort_method(stats.method),
                 extra_options=dict(chosen.extra_options),
-                **_ranges_source(quantize_static, stats, images),
+                **ranges_source,
             )
         model = onnx.load(str(out))
     if target == "tensorrt":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kapao_edge.calibration.cache import DEFAULT_METHOD, METHODS, CalibrationStats, calibrate, tensor_abs_max
+from kapao_edge.calibration.cpu_graph import tune_conv_kernels
 from kapao_edge.calibration.fp16 import convert_to_fp16
 from kapao_edge.calibration.graph import quantized_convs
 from kapao_edge.calibration.int8 import (
@@ -168,6 +169,11 @@ def _make_int8(onnx_path: Path, images: CalibrationImages, spec: InputSpec, meta
     float_convs = [node.name for node in graph_model.graph.node if node.op_type == "Conv" and node.name in excluded_set]
     details = {"target": target, "quantized_convs": len(quantized_convs(model.graph)), "float_convs": float_convs,
                "float_other_nodes": len(excluded_set) - len(float_convs)}
+    if target == "cpu":
+        # which MLAS kernel each conv runs on, timed on this machine at the calibration size (cpu_graph.py)
+        if on_step:
+            on_step("timing conv kernels")
+        details["conv_kernels"] = tune_conv_kernels(model, (1, 3, spec.height, spec.width))
     return _Made(model, excluded, stats.summary, stats.from_cache, details, sensitivity)
 
 

@@ -48,8 +48,15 @@ def quantize(
     also = f" (and {others} other nodes, the decode)" if others else ""
     console.print(f"  convs kept in float: {', '.join(float_convs) or 'none'}{also}", markup=False)
     for key, value in report.details.items():
-        if not isinstance(value, list):
+        if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {value}", markup=False)
+    kernels = report.details.get("conv_kernels")
+    if kernels:
+        console.print(
+            f"  conv kernels: {len(kernels['qgemm_convs'])} of {report.details['quantized_convs']} convs on QGEMM, "
+            f"the rest on ConvSym (timed here: {kernels['convsym_us'] / 1e3:.2f} -> {kernels['chosen_us'] / 1e3:.2f} ms)",
+            markup=False,
+        )
     if report.precision == "int8" and report.target == "tensorrt":
         console.print("  Q/DQ lint: passed (symmetric, per-tensor activations, per-channel weights, Conv inputs only)", markup=False)
     if report.sensitivity_path:

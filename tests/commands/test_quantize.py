@@ -29,6 +29,19 @@ def test_int8_quantize_writes_a_linted_file_and_reuses_the_cache(tiny_onnx: Path
     assert "statistics from cache" in second.output
 
 
+def test_int8_cpu_target_reports_its_conv_kernel_choice(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
+    out = tmp_path / "model_int8_cpu.onnx"
+    result = runner.invoke(app, [
+        "quantize", "--onnx", str(tiny_onnx), "--precision", "int8", "--calib", str(synth_set / "images"),
+        "--calib-images", "2", "--imgsz", "128", "--target", "cpu", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "conv kernels:" in result.output and "on QGEMM" in result.output
+    kernels = json.loads(out.with_suffix(".quant.json").read_text())["details"]["conv_kernels"]
+    assert set(kernels) == {"qgemm_convs", "convsym_us", "chosen_us"}
+    assert 0 < kernels["chosen_us"] <= kernels["convsym_us"]
+
+
 def test_fp16_quantize(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
     out = tmp_path / "model_fp16.onnx"
     result = runner.invoke(app, [

@@ -1,0 +1,195 @@
+"""Two passes that make the ``cpu`` INT8 flavour cheaper for ONNX Runtime's CPU kernels.
+
+Shared ranges. A Concat whose inputs carry their own scales makes ``QLinearConcat`` requantize every
+input through a lookup table; with one scale it is a plain copy. A nearest Resize (or MaxPool) whose
+output scale differs from its input's cannot run on UINT8 at all: ORT dequantizes, resizes in float
+and quantizes again. Both only need the ranges of the tensors around those nodes to be one range,
+the union of theirs, before ``quantize_static`` turns ranges into scales. The union never clips
+(it contains every member's range); it only coarsens the smaller members' steps.
+
+Conv kernel choice. MLAS runs a QLinearConv whose weights are symmetric (zero point 0) on its
+direct "ConvSym" kernels and any other on im2col + QGEMM, which uses AMX or VNNI GEMM kernels where
+the CPU has them. Neither wins everywhere: on kapao_s 640 (2 threads, this project's CPU) ConvSym
+is 2x faster on the wide early layers, QGEMM up to 1.6x faster on stride-2 and deep layers. The
+weights are symmetric in [-127, 127], so storing ``w - 1`` with zero point -1 is exact; it only
+moves the conv onto the QGEMM path. ``tune_conv_kernels`` times every quantized conv both ways on
+this machine and moves the ones that run clearly faster there.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from kapao_edge.calibration.graph import producers_of
+
+# ops whose output must share its input's quantization parameters for ORT to run them on UINT8
+_SAME_RANGE_OPS = ("Resize", "MaxPool")
+QGEMM_ZERO_POINT = -1  # any non-zero weight zero point selects QGEMM; -1 keeps [-127, 127] weights exact
+_CLEARLY_FASTER = 0.9  # a conv moves to QGEMM only when it takes < 90% of its ConvSym time
+
+
+def shared_range_groups(graph: Any, excluded: Iterable[str] = ()) -> list[list[str]]:
+    """Tensor names that must share one range: each quantized Concat's inputs and output, and each
+    Resize / MaxPool's data input and output; groups that share a tensor are merged. Sorted."""
+    parent: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        parent.setdefault(name, name)
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def union(names: list[str]) -> None:
+        roots = sorted({find(name) for name in names})
+        for root in roots[1:]:
+            parent[root] = roots[0]
+
+    skipped = set(excluded)
+    for node in graph.node:
+        if node.name in skipped:
+            continue
+        if node.op_type == "Concat":
+            union([name for name in node.input if name] + [node.output[0]])
+        elif node.op_type in _SAME_RANGE_OPS:
+            union([node.input[0], node.output[0]])
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in parent:
+        groups[find(name)].append(name)
+    return sorted((sorted(members) for members in groups.values() if len(members) > 1), key=lambda g: g[0])
+
+
+def unify_ranges(ranges: Any, groups: list[list[str]]) -> int:
+    """Widen every calibrated tensor in a group to the group's union range, in place (ORT TensorsData).
+
+    Returns how many tensors were widened. Tensors without a calibrated range are left alone.
+    """
+    from onnxruntime.quantization.calibrate import TensorData
+
+    widened = 0
+    for group in groups:
+        present = [name for name in group if name in ranges.data]
+        if len(present) < 2:
+            continue
+        lowest = min(float(np.min(ranges.data[name].range_value[0])) for name in present)
+        highest = max(float(np.max(ranges.data[name].range_value[1])) for name in present)
+        for name in present:
+            old = ranges.data[name].range_value
+            if float(np.min(old[0])) != lowest or float(np.max(old[1])) != highest:
+                widened += 1
+            ranges.data[name] = TensorData(lowest=np.float32(lowest), highest=np.float32(highest))
+    return widened
+
+
+def write_shared_ranges(ranges: Any, graph: Any, excluded: Iterable[str], out_dir: Path) -> tuple[Path, int]:
+    """A calibration-cache JSON of ``ranges`` (ORT TensorsData) with shared ranges, for ``quantize_static``;
+    the cached original is not touched. Returns the path and how many tensors were widened."""
+    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
+
+    copy = TensorsData(ranges.calibration_method, dict(ranges.data))
+    widened = unify_ranges(copy, shared_range_groups(graph, excluded))
+    out = Path(out_dir) / "shared_ranges.json"
+    save_tensors_data(copy, str(out))
+    return out, widened
+
+
+def _weight_dequantizers(model: Any) -> dict[str, Any]:
+    """Conv name -> the DequantizeLinear node that reads its constant INT8 weight."""
+    graph = model.graph
+    producers = producers_of(graph)
+    initializers = {init.name for init in graph.initializer}
+    found = {}
+    for node in graph.node:
+        if node.op_type != "Conv" or len(node.input) < 2:
+            continue
+        dequantize = producers.get(node.input[1])
+        if dequantize is not None and dequantize.op_type == "DequantizeLinear" and dequantize.input[0] in initializers \
+                and len(dequantize.input) > 2:
+            found[node.name] = dequantize
+    return found
+
+
+def route_to_qgemm(model: Any, conv_names: Iterable[str]) -> list[str]:
+    """Store the named convs' weights as ``w - 1`` with zero point -1 (exact); returns those changed."""
+    from onnx import numpy_helper
+
+    initializers = {init.name: init for init in model.graph.initializer}
+    dequantizers = _weight_dequantizers(model)
+    changed = []
+    for name in sorted(set(conv_names)):
+        dequantize = dequantizers.get(name)
+        if dequantize is None:
+            continue
+        weight = numpy_helper.to_array(initializers[dequantize.input[0]])  # (O, C, kh, kw) int8
+        zero_point = numpy_helper.to_array(initializers[dequantize.input[2]])  # (O,) int8
+        if weight.dtype != np.int8 or np.any(zero_point != 0) or weight.min() < -127:
+            continue  # not a symmetric [-127, 127] INT8 weight: the shift would not be exact
+        shifted = (weight.astype(np.int16) + QGEMM_ZERO_POINT).astype(np.int8)
+        initializers[dequantize.input[0]].CopyFrom(numpy_helper.from_array(shifted, dequantize.input[0]))
+        initializers[dequantize.input[2]].CopyFrom(
+            numpy_helper.from_array(np.full(zero_point.shape, QGEMM_ZERO_POINT, np.int8), dequantize.input[2]))
+        changed.append(name)
+    return changed
+
+
+def conv_kernel_times(model: Any, input_shape: tuple[int, ...], *, runs: int = 8, warmup: int = 2,
+                      threads: int | None = None) -> dict[str, float]:
+    """Median kernel microseconds of every quantized Conv (by its weight tensor) in ORT's profiler."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="kapao-tune-") as work:
+        path, optimized = Path(work) / "model.onnx", Path(work) / "optimized.onnx"
+        onnx.save(model, str(path))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(work) / "profile")
+        options.optimized_model_filepath = str(optimized)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(input_shape, dtype=np.float32)}
+        for _ in range(warmup + runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+        fused = onnx.load(str(optimized), load_external_data=False)
+    # ORT renames fused nodes but keeps the weight initializer: key by it (QLinearConv input 3)
+    weight_of = {node.name: node.input[3] for node in fused.graph.node if node.op_type == "QLinearConv"}
+    samples: dict[str, list[float]] = defaultdict(list)
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") == "Node" and name.endswith("_kernel_time") and name[:-12] in weight_of:
+            samples[weight_of[name[:-12]]].append(float(event["dur"]))
+    return {weight: float(np.median(times[warmup:])) for weight, times in samples.items() if len(times) > warmup}
+
+
+def tune_conv_kernels(model: Any, input_shape: tuple[int, ...], *, threads: int | None = None) -> dict[str, Any]:
+    """Move each quantized conv that runs clearly faster on QGEMM there, in place; returns the timings.
+
+    Timing decides only which kernel runs: the arithmetic is exact either way, so the file's outputs
+    do not depend on the choice.
+    """
+    import onnx
+
+    dequantizers = _weight_dequantizers(model)
+    weight_to_conv = {dq.input[0]: conv for conv, dq in dequantizers.items()}
+    trial = onnx.ModelProto()
+    trial.CopyFrom(model)
+    route_to_qgemm(trial, dequantizers)
+    on_convsym = conv_kernel_times(model, input_shape, threads=threads)
+    on_qgemm = conv_kernel_times(trial, input_shape, threads=threads)
+    faster = sorted(
+        weight for weight, sym_us in on_convsym.items()
+        if weight in weight_to_conv and weight in on_qgemm and on_qgemm[weight] < _CLEARLY_FASTER * sym_us
+    )
+    moved = route_to_qgemm(model, [weight_to_conv[weight] for weight in faster])
+    chosen_us = sum(on_qgemm[w] if w in faster else us for w, us in on_convsym.items())
+    return {"qgemm_convs": moved, "convsym_us": round(sum(on_convsym.values()), 1), "chosen_us": round(chosen_us, 1)}

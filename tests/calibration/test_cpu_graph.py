@@ -1,0 +1,133 @@
+"""The cpu INT8 flavour's two speed passes: shared ranges around Concat/Resize/MaxPool, and the
+exact weight shift that moves a conv from MLAS's ConvSym kernels to QGEMM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from kapao_edge.calibration.cache import calibrate
+from kapao_edge.calibration.cpu_graph import (
+    QGEMM_ZERO_POINT,
+    route_to_qgemm,
+    shared_range_groups,
+    tune_conv_kernels,
+    unify_ranges,
+)
+from kapao_edge.calibration.graph import decode_nodes, producers_of, quantized_convs
+from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, recipe
+from kapao_edge.calibration.reader import CalibrationImages, InputSpec
+
+
+@pytest.fixture(scope="module")
+def cpu_stats(tiny_onnx: Path, synth_set: Path, tmp_path_factory):
+    images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(tiny_onnx, 128), count=3, seed=0)
+    return calibrate(tiny_onnx, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def int8_cpu(tiny_onnx: Path, cpu_stats):
+    source = onnx.load(str(tiny_onnx))
+    return quantize_from_stats(tiny_onnx, cpu_stats, target="cpu", nodes_to_exclude=default_exclusions(source, "cpu"))
+
+
+def _run(model, batch: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"images": batch})[0]  # (B, N, No)
+
+
+def _value(model, name: str) -> np.ndarray:
+    return numpy_helper.to_array(next(init for init in model.graph.initializer if init.name == name))
+
+
+def test_groups_join_concat_and_resize_neighbours_but_not_the_excluded_decode(tiny_onnx: Path):
+    graph = onnx.load(str(tiny_onnx)).graph
+    excluded = default_exclusions(onnx.load(str(tiny_onnx)), "cpu")
+    groups = shared_range_groups(graph, excluded)
+    group_of = {name: index for index, group in enumerate(groups) for name in group}
+    decode = decode_nodes(graph)
+    concats = [node for node in graph.node if node.op_type == "Concat" and node.name not in decode]
+    resizes = [node for node in graph.node if node.op_type == "Resize"]
+    assert concats and resizes
+    for node in concats:
+        assert len({group_of[name] for name in [*node.input, node.output[0]]}) == 1
+    for node in resizes:
+        assert group_of[node.input[0]] == group_of[node.output[0]]
+    decode_outputs = {name for node in graph.node if node.name in decode for name in node.output}
+    assert not decode_outputs & set(group_of)
+    assert shared_range_groups(graph, excluded) == groups  # deterministic
+
+
+def test_unified_ranges_only_widen(cpu_stats, tiny_onnx: Path):
+    from onnxruntime.quantization.calibrate import TensorsData
+
+    graph = onnx.load(str(tiny_onnx)).graph
+    groups = shared_range_groups(graph, default_exclusions(onnx.load(str(tiny_onnx)), "cpu"))
+    before = cpu_stats.ranges
+    after = TensorsData(before.calibration_method, dict(before.data))
+    assert unify_ranges(after, groups) > 0
+    for group in groups:
+        members = [name for name in group if name in after.data]
+        if not members:
+            continue  # tensors the recipe never calibrates
+        assert len({(float(after.data[n].lowest), float(after.data[n].highest)) for n in members}) == 1
+        for name in members:
+            low, high = (float(np.min(v)) for v in before.data[name].range_value)
+            assert float(after.data[name].lowest) <= low and float(after.data[name].highest) >= high
+    assert before.data is not after.data  # the cached ranges are untouched
+
+
+def test_cpu_flavour_concats_and_resizes_see_one_scale(int8_cpu):
+    """QLinearConcat copies instead of requantizing, and ORT can run the Resize on UINT8."""
+    graph = int8_cpu.graph
+    producers = producers_of(graph)
+    readers = {name: node for node in graph.node for name in node.input}
+    checked = 0
+    for node in graph.node:
+        if node.op_type not in ("Concat", "Resize"):
+            continue
+        quantize = readers.get(node.output[0])
+        inputs = node.input if node.op_type == "Concat" else node.input[:1]
+        dequantizers = [producers.get(name) for name in inputs]
+        if quantize is None or quantize.op_type != "QuantizeLinear" or \
+                any(getattr(dq, "op_type", None) != "DequantizeLinear" for dq in dequantizers):
+            continue  # the float decode
+        scale = _value(int8_cpu, quantize.input[1])
+        for dq in dequantizers:
+            assert np.array_equal(_value(int8_cpu, dq.input[1]), scale)
+            assert np.array_equal(_value(int8_cpu, dq.input[2]), _value(int8_cpu, quantize.input[2]))
+        checked += 1
+    assert checked >= 2
+
+
+def test_routing_a_conv_to_qgemm_is_exact(int8_cpu):
+    model = onnx.ModelProto()
+    model.CopyFrom(int8_cpu)
+    convs = sorted(quantized_convs(model.graph))
+    moved = route_to_qgemm(model, convs)
+    assert moved == convs
+    producers = producers_of(model.graph)
+    for node in model.graph.node:
+        if node.name in moved:
+            dequantize = producers[node.input[1]]
+            assert np.all(_value(model, dequantize.input[2]) == QGEMM_ZERO_POINT)
+            assert _value(model, dequantize.input[0]).min() >= -128
+    batch = np.random.default_rng(3).random((1, 3, 128, 128), dtype=np.float32)  # (B, 3, H, W)
+    assert np.array_equal(_run(model, batch), _run(int8_cpu, batch))
+    assert route_to_qgemm(model, convs) == []  # already shifted: a second pass changes nothing
+
+
+def test_tuning_reports_its_choice_and_keeps_the_outputs(int8_cpu):
+    model = onnx.ModelProto()
+    model.CopyFrom(int8_cpu)
+    report = tune_conv_kernels(model, (1, 3, 128, 128))
+    assert set(report["qgemm_convs"]) <= quantized_convs(model.graph)
+    assert 0 < report["chosen_us"] <= report["convsym_us"]
+    batch = np.random.default_rng(4).random((1, 3, 128, 128), dtype=np.float32)
+    assert np.array_equal(_run(model, batch), _run(int8_cpu, batch))
