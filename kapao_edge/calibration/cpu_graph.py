@@ -87,16 +87,16 @@ def unify_ranges(ranges: Any, groups: list[list[str]]) -> int:
     return widened
 
 
-def write_shared_ranges(ranges: Any, graph: Any, excluded: Iterable[str], out_dir: Path) -> tuple[Path, int]:
+def write_shared_ranges(ranges: Any, graph: Any, excluded: Iterable[str], out_dir: Path) -> Path:
     """A calibration-cache JSON of ``ranges`` (ORT TensorsData) with shared ranges, for ``quantize_static``;
-    the cached original is not touched. Returns the path and how many tensors were widened."""
+    the cached original is not touched."""
     from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
     copy = TensorsData(ranges.calibration_method, dict(ranges.data))
-    widened = unify_ranges(copy, shared_range_groups(graph, excluded))
+    unify_ranges(copy, shared_range_groups(graph, excluded))
     out = Path(out_dir) / "shared_ranges.json"
     save_tensors_data(copy, str(out))
-    return out, widened
+    return out
 
 
 def _weight_dequantizers(model: Any) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def quantize_from_stats(
         if target == "cpu" and share_ranges and ranges_source.get("calibration_cache_path"):
             # one scale across each Concat and Resize/MaxPool: copies instead of requantizing (cpu_graph.py)
             graph = onnx.load(str(model_path), load_external_data=False).graph
-            shared, _ = write_shared_ranges(stats.ranges, graph, nodes_to_exclude, Path(work))
+            shared = write_shared_ranges(stats.ranges, graph, nodes_to_exclude, Path(work))
             ranges_source["calibration_cache_path"] = str(shared)
         with quiet_ort_logs():
             quantize_static(

@@ -18,7 +18,7 @@ from kapao_edge.calibration.cpu_graph import (
     tune_conv_kernels,
     unify_ranges,
 )
-from kapao_edge.calibration.graph import decode_nodes, producers_of, quantized_convs
+from kapao_edge.calibration.graph import consumers_of, decode_nodes, producers_of, quantized_convs
 from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, recipe
 from kapao_edge.calibration.reader import CalibrationImages, InputSpec
 
@@ -87,17 +87,17 @@ def test_cpu_flavour_concats_and_resizes_see_one_scale(int8_cpu):
     """QLinearConcat copies instead of requantizing, and ORT can run the Resize on UINT8."""
     graph = int8_cpu.graph
     producers = producers_of(graph)
-    readers = {name: node for node in graph.node for name in node.input}
+    readers = consumers_of(graph)
     checked = 0
     for node in graph.node:
         if node.op_type not in ("Concat", "Resize"):
             continue
-        quantize = readers.get(node.output[0])
         inputs = node.input if node.op_type == "Concat" else node.input[:1]
         dequantizers = [producers.get(name) for name in inputs]
-        if quantize is None or quantize.op_type != "QuantizeLinear" or \
+        if [reader.op_type for reader in readers[node.output[0]]] != ["QuantizeLinear"] or \
                 any(getattr(dq, "op_type", None) != "DequantizeLinear" for dq in dequantizers):
             continue  # the float decode
+        quantize = readers[node.output[0]][0]
         scale = _value(int8_cpu, quantize.input[1])
         for dq in dequantizers:
             assert np.array_equal(_value(int8_cpu, dq.input[1]), scale)
