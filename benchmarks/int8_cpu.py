@@ -6,8 +6,8 @@
 Exports FP32 ONNX (fixed 1x3xSxS), calibrates once on real or synthetic scenes (all tensors, MinMax,
 cached), then quantizes several flavours from the same ranges and times batch-1 inference
 round-robin over FP32 and every flavour in one process (median ms, ratio vs FP32). The `cpu` flavour
-is what `kapao-edge quantize --target cpu` writes (shared Concat/Resize ranges, conv kernels timed and
-chosen at --threads); the others show what the choices are worth.
+is what `kapao-edge quantize --target cpu` writes (shared Concat/Resize ranges, head convs as integer
+matmuls, conv kernels timed and chosen at --threads); the others show what the choices are worth.
 Target: INT8 (cpu flavour) >= 2x FP32. Random weights time the same as trained ones.
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 # the others are quantize_static variants kept to show what each choice is worth.
 FLAVOURS = {
     "cpu (kapao-edge --target cpu)": {"library": "cpu"},
+    "cpu, float head convs": {"library": "cpu", "float_heads": True},
     "cpu, all convs on ConvSym (untuned)": {"library": "cpu", "untuned": True},
     "cpu, untuned, no shared ranges": {"library": "cpu", "untuned": True, "own_ranges": True},
     "cpu, stem conv quantized too": {"library": "cpu", "quantized_stem": True},
@@ -88,7 +89,8 @@ def main() -> None:
                 if flavour.get("quantized_stem"):
                     nodes.remove(first_conv(pre_model.graph).name)
                 quantized = quantize_from_stats(pre, stats, target=flavour["library"], nodes_to_exclude=nodes,
-                                                share_ranges=not flavour.get("own_ranges"))
+                                                share_ranges=not flavour.get("own_ranges"),
+                                                integer_float_heads=not flavour.get("float_heads"))
                 if not flavour.get("untuned"):  # as `quantize --target cpu` does, timed at these threads
                     tune_conv_kernels(quantized, tuple(batch_shape), threads=args.threads)
                 onnx.save(quantized, str(path))

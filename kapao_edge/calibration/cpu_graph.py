@@ -14,6 +14,14 @@ is 2x faster on the wide early layers, QGEMM up to 1.6x faster on stride-2 and d
 weights are symmetric in [-127, 127], so storing ``w - 1`` with zero point -1 is exact; it only
 moves the conv onto the QGEMM path. ``tune_conv_kernels`` times every quantized conv both ways on
 this machine and moves the ones that run clearly faster there.
+
+Integer heads. The head convs stay out of the UINT8 graph (their outputs mix scores with box and
+keypoint offsets: one UINT8 scale for all of them leaves no AP), so ORT ran each as dequantize ->
+float NCHWc conv -> reorder. ``integer_heads`` turns each into ORT's ``MatMulIntegerToFloat``
+(com.microsoft): UINT8 activations times per-channel INT8 weights on the QGEMM kernels, with a
+float output, so the outputs keep float precision and only the weights are rounded. It reads the
+NHWC layout the quantized neck already runs in, and the decode's reshape and permute are rewritten
+to match (same outputs, same order).
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kapao_edge.calibration.graph import producers_of
+from kapao_edge.calibration.graph import consumers_of, producers_of
 
 # ops whose output must share its input's quantization parameters for ORT to run them on UINT8
 _SAME_RANGE_OPS = ("Resize", "MaxPool")
+_MATMUL_SUFFIX = "_int_matmul"  # names an integer head after the conv it replaced
 QGEMM_ZERO_POINT = -1  # any non-zero weight zero point selects QGEMM; -1 keeps [-127, 127] weights exact
 _CLEARLY_FASTER = 0.9  # a conv moves to QGEMM only when it takes < 90% of its ConvSym time
 
@@ -193,3 +202,138 @@ def tune_conv_kernels(model: Any, input_shape: tuple[int, ...], *, threads: int 
     moved = route_to_qgemm(model, [weight_to_conv[weight] for weight in faster])
     chosen_us = sum(on_qgemm[w] if w in faster else us for w, us in on_convsym.items())
     return {"qgemm_convs": moved, "convsym_us": round(sum(on_convsym.values()), 1), "chosen_us": round(chosen_us, 1)}
+
+
+def integer_heads(model: Any) -> list[str]:
+    """Rewrite every float 1x1 conv that reads a dequantized UINT8 tensor as NHWC ``MatMulIntegerToFloat``.
+
+    In place; returns the rewritten conv names. The weights become per-output-channel symmetric INT8
+    (as ``quantize_static`` makes every other conv's). Where the conv feeds the decode's
+    ``Reshape(B, na, no, H, W) -> Transpose(0, 1, 3, 4, 2)``, the pair is folded into one reshape and
+    a cheaper permute of the NHWC result; otherwise the result is transposed back to NCHW.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    producers, readers = producers_of(graph), consumers_of(graph)
+    replacements: dict[str, list[Any]] = {}  # name of the first node replaced -> its new nodes
+    dropped: set[str] = set()
+    rewritten = []
+    for conv in graph.node:
+        dequantize = producers.get(conv.input[0]) if conv.op_type == "Conv" else None
+        if dequantize is None or dequantize.op_type != "DequantizeLinear" or not _plain_pointwise(conv, initializers):
+            continue
+        if initializers.get(dequantize.input[1]) is None or not _is_uint8_scalar(initializers.get(dequantize.input[2])):
+            continue
+        weight = numpy_helper.to_array(initializers[conv.input[1]])[:, :, 0, 0]  # (Cout, Cin)
+        bias = numpy_helper.to_array(initializers[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] \
+            else np.zeros(weight.shape[0], np.float32)  # (Cout,)
+        scale = np.abs(weight).max(axis=1) / 127.0  # (Cout,)
+        scale[scale == 0] = 1.0
+        weight_int8 = np.clip(np.round(weight / scale[:, None]), -127, 127).astype(np.int8).T  # (Cin, Cout)
+        prefix = f"{conv.name}_int"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.ascontiguousarray(weight_int8), f"{prefix}_weight"),
+            numpy_helper.from_array(scale.astype(np.float32), f"{prefix}_weight_scale"),
+            numpy_helper.from_array(bias.astype(np.float32), f"{prefix}_bias"),
+        ])
+        new_nodes = [
+            helper.make_node("Transpose", [dequantize.input[0]], [f"{prefix}_nhwc"], name=f"{prefix}_to_nhwc",
+                             perm=[0, 2, 3, 1]),  # (B, H, W, Cin) UINT8; cancels ORT's own NHWC->NCHW transpose
+            helper.make_node("MatMulIntegerToFloat",
+                             [f"{prefix}_nhwc", f"{prefix}_weight", dequantize.input[1], f"{prefix}_weight_scale",
+                              dequantize.input[2], "", f"{prefix}_bias"],
+                             [f"{prefix}_out"], name=conv.name + _MATMUL_SUFFIX, domain="com.microsoft"),  # (B, H, W, Cout)
+        ]
+        permute = _decode_permute(conv, readers, initializers)
+        if permute is not None:  # Reshape(B, na, no, H, W) -> Transpose(0, 1, 3, 4, 2), from NHWC instead
+            reshape, transpose, (batch, anchors, outputs, height, width) = permute
+            graph.initializer.append(numpy_helper.from_array(
+                np.array([batch, height, width, anchors, outputs], np.int64), f"{prefix}_shape"))
+            new_nodes += [
+                helper.make_node("Reshape", [f"{prefix}_out", f"{prefix}_shape"], [f"{prefix}_split"],
+                                 name=f"{prefix}_reshape"),  # (B, H, W, na, no)
+                helper.make_node("Transpose", [f"{prefix}_split"], [transpose.output[0]], name=f"{prefix}_permute",
+                                 perm=[0, 3, 1, 2, 4]),  # (B, na, H, W, no)
+            ]
+            dropped |= {reshape.name, transpose.name}
+        else:
+            new_nodes.append(helper.make_node("Transpose", [f"{prefix}_out"], [conv.output[0]],
+                                              name=f"{prefix}_to_nchw", perm=[0, 3, 1, 2]))  # (B, Cout, H, W)
+        replacements[conv.name] = new_nodes
+        rewritten.append(conv.name)
+    if not rewritten:
+        return []
+    nodes = []
+    for node in graph.node:
+        if node.name in replacements:
+            nodes.extend(replacements[node.name])
+        elif node.name not in dropped:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unread(graph)
+    if not any(entry.domain == "com.microsoft" for entry in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return rewritten
+
+
+def integer_head_sources(model: Any) -> list[str]:
+    """Names of the convs that ``integer_heads`` rewrote in this model, in graph order."""
+    return [node.name[: -len(_MATMUL_SUFFIX)] for node in model.graph.node
+            if node.op_type == "MatMulIntegerToFloat" and node.name.endswith(_MATMUL_SUFFIX)]
+
+
+def _plain_pointwise(conv: Any, initializers: dict[str, Any]) -> bool:
+    """A float 1x1 conv, stride 1, no padding, no groups, with constant weights: a per-pixel matmul."""
+    from onnx import helper
+
+    weight = initializers.get(conv.input[1]) if len(conv.input) > 1 else None
+    if weight is None or len(weight.dims) != 4 or tuple(weight.dims[2:]) != (1, 1) or weight.data_type != 1:
+        return False
+    if len(conv.input) > 2 and conv.input[2] and conv.input[2] not in initializers:
+        return False
+    attributes = {attr.name: helper.get_attribute_value(attr) for attr in conv.attribute}
+    return (all(value == 1 for value in attributes.get("strides", [1, 1]))
+            and all(value == 0 for value in attributes.get("pads", [0, 0, 0, 0]))
+            and attributes.get("group", 1) == 1
+            and attributes.get("auto_pad", b"NOTSET") in (b"NOTSET", b"VALID"))
+
+
+def _is_uint8_scalar(zero_point: Any) -> bool:
+    return zero_point is not None and zero_point.data_type == 2 and int(np.prod(zero_point.dims)) == 1
+
+
+def _decode_permute(conv: Any, readers: dict[str, list[Any]], initializers: dict[str, Any]) -> Any:
+    """The conv's sole ``Reshape(B, na, no, H, W) -> Transpose(0, 1, 3, 4, 2)`` with its constant shape, or None."""
+    from onnx import helper, numpy_helper
+
+    after = readers.get(conv.output[0], [])
+    if len(after) != 1 or after[0].op_type != "Reshape" or after[0].input[1] not in initializers:
+        return None
+    reshape = after[0]
+    shape = numpy_helper.to_array(initializers[reshape.input[1]])
+    later = readers.get(reshape.output[0], [])
+    if shape.ndim != 1 or len(shape) != 5 or np.any(shape <= 0) or len(later) != 1 or later[0].op_type != "Transpose":
+        return None
+    perm = [helper.get_attribute_value(attr) for attr in later[0].attribute if attr.name == "perm"]
+    if not perm or list(perm[0]) != [0, 1, 3, 4, 2]:
+        return None
+    return reshape, later[0], tuple(int(value) for value in shape)
+
+
+def _drop_unread(graph: Any) -> None:
+    """Remove nodes and initializers nothing reads any more (the replaced convs' DQs and weights)."""
+    outputs = {value.name for value in graph.output}
+    while True:
+        read = {name for node in graph.node for name in node.input} | outputs
+        unread = [node for node in graph.node if not any(name in read for name in node.output)]
+        if not unread:
+            break
+        for node in unread:
+            graph.node.remove(node)
+    read = {name for node in graph.node for name in node.input}
+    kept = [init for init in graph.initializer if init.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)

@@ -53,10 +53,14 @@ def quantized_convs(graph: Any) -> set[str]:
     }
 
 
+# a head conv of the cpu INT8 flavour becomes an NHWC integer matmul (cpu_graph.integer_heads)
+_HEAD_OPS = ("Conv", "MatMulIntegerToFloat")
+
+
 def head_convs(graph: Any) -> list[Any]:
     """The Conv nodes with no Conv downstream: KAPAO's per-level output convs, in graph order."""
     readers = consumers_of(graph)
-    convs = [node for node in graph.node if node.op_type == "Conv"]
+    convs = [node for node in graph.node if node.op_type in _HEAD_OPS]
     conv_names = {node.name for node in convs}
     heads = [node for node in convs if not (_reachable_nodes(graph, node.output, readers) & conv_names)]
     if not heads:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kapao_edge.calibration.cache import CalibrationStats, ort_method
-from kapao_edge.calibration.cpu_graph import write_shared_ranges
+from kapao_edge.calibration.cpu_graph import integer_heads, write_shared_ranges
 from kapao_edge.calibration.graph import (
     decode_nodes,
     first_conv,
@@ -109,12 +109,14 @@ def quantize_from_stats(
     nodes_to_quantize: list[str] | None = None,
     images: Any = None,
     share_ranges: bool = True,
+    integer_float_heads: bool = True,
 ) -> Any:
     """An INT8 onnx.ModelProto of ``model_path`` from cached ranges; for ``tensorrt`` it passes the lint.
 
     ONNX Runtime releases without ``calibration_cache_path`` recalibrate from ``images`` instead
     (the same reader, the same method, so the same ranges, only slower). ``share_ranges=False`` skips
-    the cpu flavour's shared Concat/Resize ranges (the benchmark's comparison row).
+    the cpu flavour's shared Concat/Resize ranges and ``integer_float_heads=False`` its integer head
+    matmuls (the benchmark's comparison rows).
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -148,6 +150,8 @@ def quantize_from_stats(
     if target == "tensorrt":
         route_non_conv_readers_around_qdq(model)
         assert_qdq_ok(model, source="the INT8 (tensorrt) graph")
+    elif integer_float_heads:
+        integer_heads(model)  # float-output head convs on the INT8 GEMM (cpu_graph.py)
     return model
 
 

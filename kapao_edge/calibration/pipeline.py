@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kapao_edge.calibration.cache import DEFAULT_METHOD, METHODS, CalibrationStats, calibrate, tensor_abs_max
-from kapao_edge.calibration.cpu_graph import tune_conv_kernels
+from kapao_edge.calibration.cpu_graph import integer_head_sources, tune_conv_kernels
 from kapao_edge.calibration.fp16 import convert_to_fp16
 from kapao_edge.calibration.graph import quantized_convs
 from kapao_edge.calibration.int8 import (
@@ -166,10 +166,13 @@ def _make_int8(onnx_path: Path, images: CalibrationImages, spec: InputSpec, meta
             excluded = sensitivity.excluded_nodes
         model = quantize_from_stats(source, stats, target=target, nodes_to_exclude=excluded, images=images)
     excluded_set = set(excluded)
-    float_convs = [node.name for node in graph_model.graph.node if node.op_type == "Conv" and node.name in excluded_set]
+    integer = integer_head_sources(model)  # excluded head convs that now run as INT8 matmuls, float out
+    float_convs = [node.name for node in graph_model.graph.node
+                   if node.op_type == "Conv" and node.name in excluded_set and node.name not in integer]
     details = {"target": target, "quantized_convs": len(quantized_convs(model.graph)), "float_convs": float_convs,
-               "float_other_nodes": len(excluded_set) - len(float_convs)}
+               "float_other_nodes": len(excluded_set) - len(float_convs) - len(integer)}
     if target == "cpu":
+        details["integer_heads"] = integer
         # which MLAS kernel each conv runs on, timed on this machine at the calibration size (cpu_graph.py)
         if on_step:
             on_step("timing conv kernels")

@@ -50,6 +50,9 @@ def quantize(
     for key, value in report.details.items():
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {value}", markup=False)
+    heads = report.details.get("integer_heads")
+    if heads:
+        console.print(f"  head convs on INT8 matmuls with float outputs: {', '.join(heads)}", markup=False)
     kernels = report.details.get("conv_kernels")
     if kernels:
         console.print(

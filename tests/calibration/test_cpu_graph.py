@@ -1,5 +1,5 @@
-"""The cpu INT8 flavour's two speed passes: shared ranges around Concat/Resize/MaxPool, and the
-exact weight shift that moves a conv from MLAS's ConvSym kernels to QGEMM."""
+"""The cpu INT8 flavour's speed passes: shared ranges around Concat/Resize/MaxPool, the exact weight
+shift that moves a conv from MLAS's ConvSym kernels to QGEMM, and the head convs as integer matmuls."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from onnx import numpy_helper
 from kapao_edge.calibration.cache import calibrate
 from kapao_edge.calibration.cpu_graph import (
     QGEMM_ZERO_POINT,
+    integer_head_sources,
+    integer_heads,
     route_to_qgemm,
     shared_range_groups,
     tune_conv_kernels,
     unify_ranges,
 )
-from kapao_edge.calibration.graph import consumers_of, decode_nodes, producers_of, quantized_convs
+from kapao_edge.calibration.graph import consumers_of, decode_nodes, head_convs, producers_of, quantized_convs
 from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, recipe
 from kapao_edge.calibration.reader import CalibrationImages, InputSpec
 
@@ -131,3 +133,48 @@ def test_tuning_reports_its_choice_and_keeps_the_outputs(int8_cpu):
     assert 0 < report["chosen_us"] <= report["convsym_us"]
     batch = np.random.default_rng(4).random((1, 3, 128, 128), dtype=np.float32)
     assert np.array_equal(_run(model, batch), _run(int8_cpu, batch))
+
+
+def _snapped_heads(model) -> onnx.ModelProto:
+    """A copy whose float head-conv weights lie on the per-channel INT8 grid ``integer_heads`` uses,
+    so that rewriting them changes only the arithmetic's order, not the values."""
+    snapped = onnx.ModelProto()
+    snapped.CopyFrom(model)
+    initializers = {init.name: init for init in snapped.graph.initializer}
+    for conv in head_convs(snapped.graph):
+        weight = numpy_helper.to_array(initializers[conv.input[1]])  # (Cout, Cin, 1, 1)
+        scale = np.abs(weight).max(axis=(1, 2, 3), keepdims=True) / 127.0
+        initializers[conv.input[1]].CopyFrom(numpy_helper.from_array(
+            (np.round(weight / scale) * scale).astype(np.float32), conv.input[1]))
+    return snapped
+
+
+@pytest.mark.parametrize("fixed_shape", [False, True], ids=["dynamic-nchw", "fixed-decode-permute"])
+def test_integer_heads_compute_the_snapped_float_heads(fixed_shape, tiny_onnx, tiny_onnx_fixed, synth_set, tmp_path):
+    source = tiny_onnx_fixed if fixed_shape else tiny_onnx
+    spec = InputSpec.from_onnx(source, 128)
+    images = CalibrationImages(synth_set / "images", spec, count=2, seed=0)
+    stats = calibrate(source, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path)
+    excluded = default_exclusions(onnx.load(str(source)), "cpu")
+    float_heads = quantize_from_stats(source, stats, target="cpu", nodes_to_exclude=excluded, integer_float_heads=False)
+    heads = [node.name for node in head_convs(float_heads.graph)]
+    snapped = _snapped_heads(float_heads)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(snapped)
+    assert integer_heads(rewritten) == heads
+    assert integer_head_sources(rewritten) == heads
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert ops.count("MatMulIntegerToFloat") == len(heads) and "Conv" in ops  # the rest stays as it was
+    assert [node.name for node in head_convs(rewritten.graph)] == [name + "_int_matmul" for name in heads]
+    permutes = [node for node in rewritten.graph.node if node.name.endswith("_int_permute")]
+    assert len(permutes) == (len(heads) if fixed_shape else 0)  # the decode's reshape folded, or NCHW kept
+
+    batch = np.random.default_rng(5).random((1, 3, spec.height, spec.width), dtype=np.float32)  # (B, 3, H, W)
+    expected, got = _run(snapped, batch), _run(rewritten, batch)  # (B, N, No)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    # and the library's own cpu file is that rewrite of the unsnapped heads: close to the float heads
+    library = quantize_from_stats(source, stats, target="cpu", nodes_to_exclude=excluded)
+    assert integer_head_sources(library) == heads
+    objectness = (_run(library, batch)[..., 4], _run(float_heads, batch)[..., 4])  # (B, N)
+    assert np.abs(objectness[0] - objectness[1]).max() < 0.02
