@@ -22,6 +22,11 @@ float NCHWc conv -> reorder. ``integer_heads`` turns each into ORT's ``MatMulInt
 float output, so the outputs keep float precision and only the weights are rounded. It reads the
 NHWC layout the quantized neck already runs in, and the decode's reshape and permute are rewritten
 to match (same outputs, same order).
+
+Upsampling by expansion. ORT's nearest Resize on UINT8 walks the output element by element (about
+1 ms of a kapao_s 640 frame for three upsamples). The same upsample written as Unsqueeze -> Expand
+-> Reshape on the NHWC tensor is a few block copies, ten times faster, and bit-identical;
+``expand_upsamples`` rewrites each UINT8 nearest Resize that way.
 """
 
 from __future__ import annotations
@@ -337,3 +342,105 @@ def _drop_unread(graph: Any) -> None:
     kept = [init for init in graph.initializer if init.name in read]
     del graph.initializer[:]
     graph.initializer.extend(kept)
+
+
+def expand_upsamples(model: Any) -> list[str]:
+    """Rewrite each UINT8 nearest Resize by integer factors (``DQ -> Resize -> Q`` with one scale) as
+    ``Transpose -> Unsqueeze -> Expand -> Reshape -> Transpose`` on the UINT8 tensor; in place.
+
+    The transposes to and from NHWC cancel against the ones ORT puts around its NHWC QLinearConvs.
+    Needs static H and W (from shape inference); returns the rewritten Resize names.
+    """
+    from onnx import helper, numpy_helper, shape_inference
+
+    graph = model.graph
+    shapes = {value.name: [dim.dim_value if dim.HasField("dim_value") else None
+                           for dim in value.type.tensor_type.shape.dim]
+              for value in shape_inference.infer_shapes(model).graph.value_info}
+    initializers = {init.name: init for init in graph.initializer}
+    producers, readers = producers_of(graph), consumers_of(graph)
+    replacements: dict[str, list[Any]] = {}
+    dropped: set[str] = set()
+    for resize in graph.node:
+        if resize.op_type != "Resize":
+            continue
+        dequantize, after = producers.get(resize.input[0]), readers.get(resize.output[0], [])
+        if dequantize is None or dequantize.op_type != "DequantizeLinear" or len(after) != 1 \
+                or after[0].op_type != "QuantizeLinear" or not _same_quantization(dequantize, after[0], initializers):
+            continue
+        quantize = after[0]
+        shape = shapes.get(resize.input[0])  # (N, C, H, W)
+        factors = _nearest_integer_factors(resize, initializers, shape)
+        if factors is None:
+            continue
+        (height, width), (fh, fw) = shape[2:], factors
+        prefix = f"{resize.name}_expand"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.array([2, 4], np.int64), f"{prefix}_axes"),
+            numpy_helper.from_array(np.array([1, 1, fh, 1, fw, 1], np.int64), f"{prefix}_repeats"),
+            numpy_helper.from_array(np.array([0, height * fh, width * fw, -1], np.int64), f"{prefix}_shape"),
+        ])
+        replacements[resize.name] = [
+            helper.make_node("Transpose", [dequantize.input[0]], [f"{prefix}_nhwc"], perm=[0, 2, 3, 1],
+                             name=f"{prefix}_to_nhwc"),  # (N, H, W, C) UINT8
+            helper.make_node("Unsqueeze", [f"{prefix}_nhwc", f"{prefix}_axes"], [f"{prefix}_cells"],
+                             name=f"{prefix}_unsqueeze"),  # (N, H, 1, W, 1, C)
+            helper.make_node("Expand", [f"{prefix}_cells", f"{prefix}_repeats"], [f"{prefix}_blocks"],
+                             name=f"{prefix}_expand"),  # (N, H, fh, W, fw, C)
+            helper.make_node("Reshape", [f"{prefix}_blocks", f"{prefix}_shape"], [f"{prefix}_up"],
+                             name=f"{prefix}_reshape"),  # (N, fh H, fw W, C)
+            helper.make_node("Transpose", [f"{prefix}_up"], [quantize.output[0]], perm=[0, 3, 1, 2],
+                             name=f"{prefix}_to_nchw"),  # (N, C, fh H, fw W) UINT8, the Q's old output
+        ]
+        dropped.add(quantize.name)
+    if replacements:
+        nodes = []
+        for node in graph.node:
+            if node.name in replacements:
+                nodes.extend(replacements[node.name])
+            elif node.name not in dropped:
+                nodes.append(node)
+        del graph.node[:]
+        graph.node.extend(nodes)
+        _drop_unread(graph)
+    return sorted(replacements)
+
+
+def _same_quantization(dequantize: Any, quantize: Any, initializers: dict[str, Any]) -> bool:
+    """Whether a DQ and a Q use equal constant scale and zero point (so UINT8 in = UINT8 out)."""
+    from onnx import numpy_helper
+
+    if len(dequantize.input) < 3 or len(quantize.input) < 3:
+        return False
+    pairs = zip(dequantize.input[1:3], quantize.input[1:3])
+    return all(a in initializers and b in initializers
+               and np.array_equal(numpy_helper.to_array(initializers[a]), numpy_helper.to_array(initializers[b]))
+               and initializers[a].data_type == initializers[b].data_type for a, b in pairs)
+
+
+def _nearest_integer_factors(resize: Any, initializers: dict[str, Any], shape: Any) -> tuple[int, int] | None:
+    """(fh, fw) of a nearest Resize that repeats each pixel fh x fw times, else None."""
+    from onnx import helper, numpy_helper
+
+    attributes = {attr.name: helper.get_attribute_value(attr) for attr in resize.attribute}
+    if attributes.get("mode", b"nearest") != b"nearest" \
+            or attributes.get("coordinate_transformation_mode", b"half_pixel") != b"asymmetric" \
+            or attributes.get("nearest_mode", b"round_prefer_floor") != b"floor":
+        return None  # only torch's export of nearest upsampling: out[i] = in[floor(i / f)]
+    if shape is None or len(shape) != 4 or any(dim is None for dim in shape[2:]):
+        return None
+    if len(resize.input) > 2 and resize.input[2] in initializers:
+        scales = numpy_helper.to_array(initializers[resize.input[2]])
+        if scales.size != 4:
+            return None
+        factors = [float(value) for value in scales]
+    elif len(resize.input) > 3 and resize.input[3] in initializers:
+        sizes = numpy_helper.to_array(initializers[resize.input[3]])
+        if sizes.size != 4 or any(dim is None for dim in shape):
+            return None
+        factors = [float(size) / float(dim) for size, dim in zip(sizes, shape)]
+    else:
+        return None
+    if factors[:2] != [1.0, 1.0] or any(f < 1 or f != int(f) for f in factors[2:]):
+        return None
+    return int(factors[2]), int(factors[3])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kapao_edge.calibration.cache import CalibrationStats, ort_method
-from kapao_edge.calibration.cpu_graph import integer_heads, write_shared_ranges
+from kapao_edge.calibration.cpu_graph import expand_upsamples, integer_heads, write_shared_ranges
 from kapao_edge.calibration.graph import (
     decode_nodes,
     first_conv,
@@ -150,8 +150,10 @@ def quantize_from_stats(
     if target == "tensorrt":
         route_non_conv_readers_around_qdq(model)
         assert_qdq_ok(model, source="the INT8 (tensorrt) graph")
-    elif integer_float_heads:
-        integer_heads(model)  # float-output head convs on the INT8 GEMM (cpu_graph.py)
+    else:  # cpu: rewrites for ORT's CPU kernels (cpu_graph.py); outputs as before, or (heads) float-close
+        expand_upsamples(model)
+        if integer_float_heads:
+            integer_heads(model)
     return model
 
 

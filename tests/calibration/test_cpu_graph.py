@@ -1,5 +1,6 @@
 """The cpu INT8 flavour's speed passes: shared ranges around Concat/Resize/MaxPool, the exact weight
-shift that moves a conv from MLAS's ConvSym kernels to QGEMM, and the head convs as integer matmuls."""
+shift that moves a conv from MLAS's ConvSym kernels to QGEMM, the head convs as integer matmuls, and
+UINT8 upsamples as expands."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from onnx import numpy_helper
 from kapao_edge.calibration.cache import calibrate
 from kapao_edge.calibration.cpu_graph import (
     QGEMM_ZERO_POINT,
+    expand_upsamples,
     integer_head_sources,
     integer_heads,
     route_to_qgemm,
@@ -178,3 +180,57 @@ def test_integer_heads_compute_the_snapped_float_heads(fixed_shape, tiny_onnx, t
     assert integer_head_sources(library) == heads
     objectness = (_run(library, batch)[..., 4], _run(float_heads, batch)[..., 4])  # (B, N)
     assert np.abs(objectness[0] - objectness[1]).max() < 0.02
+
+
+def _upsample_graph(height: int, width: int, **resize_attributes) -> onnx.ModelProto:
+    """x -> Q -> DQ -> nearest Resize x2 -> Q -> DQ -> y, one UINT8 scale: the cpu flavour's upsample."""
+    from onnx import TensorProto, helper
+
+    constants = [numpy_helper.from_array(np.array(0.05, np.float32), "scale"),
+                 numpy_helper.from_array(np.array(7, np.uint8), "zero"),
+                 numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "factors")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"], name="q_in"),
+             helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"], name="dq_in"),
+             helper.make_node("Resize", ["xd", "", "factors"], ["up"], name="upsample", mode="nearest",
+                              **resize_attributes),
+             helper.make_node("QuantizeLinear", ["up", "scale", "zero"], ["upq"], name="q_out"),
+             helper.make_node("DequantizeLinear", ["upq", "scale", "zero"], ["y"], name="dq_out")]
+    graph = helper.make_graph(nodes, "upsample", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, height, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], constants)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_upsamples_become_bit_identical_expands():
+    import onnxruntime as ort
+
+    model = _upsample_graph(5, 6, coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(model)
+    assert expand_upsamples(rewritten) == ["upsample"]
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert "Resize" not in ops and ops.count("Expand") == 1 and ops.count("QuantizeLinear") == 1
+    x = np.random.default_rng(6).normal(size=(1, 3, 5, 6)).astype(np.float32)  # (B, C, H, W)
+
+    def run(proto):
+        return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    expected = run(model)
+    assert expected.shape == (1, 3, 10, 12)
+    assert np.array_equal(run(rewritten), expected)
+    assert np.array_equal(expected[:, :, ::2, ::2], expected[:, :, 1::2, 1::2])  # every pixel repeated 2 x 2
+
+
+def test_upsamples_other_than_torchs_nearest_stay_resizes():
+    half_pixel = _upsample_graph(5, 6, coordinate_transformation_mode="half_pixel")
+    assert expand_upsamples(half_pixel) == []
+    assert [node.op_type for node in half_pixel.graph.node].count("Resize") == 1
+
+
+def test_cpu_flavour_of_a_fixed_shape_model_has_no_resize(tiny_onnx_fixed, synth_set, tmp_path):
+    spec = InputSpec.from_onnx(tiny_onnx_fixed, 128)
+    images = CalibrationImages(synth_set / "images", spec, count=2, seed=0)
+    stats = calibrate(tiny_onnx_fixed, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path)
+    excluded = default_exclusions(onnx.load(str(tiny_onnx_fixed)), "cpu")
+    model = quantize_from_stats(tiny_onnx_fixed, stats, target="cpu", nodes_to_exclude=excluded)
+    ops = [node.op_type for node in model.graph.node]
+    assert "Resize" not in ops and ops.count("Expand") >= 2
