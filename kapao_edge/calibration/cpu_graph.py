@@ -222,6 +222,7 @@ def integer_heads(model: Any) -> list[str]:
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     producers, readers = producers_of(graph), consumers_of(graph)
+    shapes = _static_dims(model)
     replacements: dict[str, list[Any]] = {}  # name of the first node replaced -> its new nodes
     dropped: set[str] = set()
     rewritten = []
@@ -251,17 +252,19 @@ def integer_heads(model: Any) -> list[str]:
                               dequantize.input[2], "", f"{prefix}_bias"],
                              [f"{prefix}_out"], name=conv.name + _MATMUL_SUFFIX, domain="com.microsoft"),  # (B, H, W, Cout)
         ]
-        permute = _decode_permute(conv, readers, initializers)
+        permute = _decode_permute(conv, readers, initializers, shapes)
         if permute is not None:  # Reshape(B, na, no, H, W) -> Transpose(0, 1, 3, 4, 2), from NHWC instead
-            reshape, transpose, (batch, anchors, outputs, height, width) = permute
+            reshape, transpose, size_readers, (anchors, outputs) = permute
             graph.initializer.append(numpy_helper.from_array(
-                np.array([batch, height, width, anchors, outputs], np.int64), f"{prefix}_shape"))
+                np.array([0, 0, 0, anchors, outputs], np.int64), f"{prefix}_shape"))  # 0: keep B, H, W
             new_nodes += [
                 helper.make_node("Reshape", [f"{prefix}_out", f"{prefix}_shape"], [f"{prefix}_split"],
                                  name=f"{prefix}_reshape"),  # (B, H, W, na, no)
                 helper.make_node("Transpose", [f"{prefix}_split"], [transpose.output[0]], name=f"{prefix}_permute",
                                  perm=[0, 3, 1, 2, 4]),  # (B, na, H, W, no)
             ]
+            for reader in size_readers:  # Shape(H or W) of the conv output: the input has the same H, W
+                reader.input[0] = dequantize.input[0]
             dropped |= {reshape.name, transpose.name}
         else:
             new_nodes.append(helper.make_node("Transpose", [f"{prefix}_out"], [conv.output[0]],
@@ -310,22 +313,57 @@ def _is_uint8_scalar(zero_point: Any) -> bool:
     return zero_point is not None and zero_point.data_type == 2 and int(np.prod(zero_point.dims)) == 1
 
 
-def _decode_permute(conv: Any, readers: dict[str, list[Any]], initializers: dict[str, Any]) -> Any:
-    """The conv's sole ``Reshape(B, na, no, H, W) -> Transpose(0, 1, 3, 4, 2)`` with its constant shape, or None."""
+def _decode_permute(conv: Any, readers: dict[str, list[Any]], initializers: dict[str, Any],
+                    shapes: dict[str, list[int | None]]) -> Any:
+    """The decode's ``Reshape(B, na, no, H, W) -> Transpose(0, 1, 3, 4, 2)`` after a head conv, or None.
+
+    Returns (reshape, transpose, size readers, (na, no)). Size readers are ``Shape`` nodes that take
+    only the conv output's H or W (a dynamic-shape export computes its grid from them). ``na`` and
+    ``no`` come from the reshape's constant shape or, in dynamic graphs, from its inferred static dims.
+    """
     from onnx import helper, numpy_helper
 
     after = readers.get(conv.output[0], [])
-    if len(after) != 1 or after[0].op_type != "Reshape" or after[0].input[1] not in initializers:
+    reshapes = [node for node in after if node.op_type == "Reshape"]
+    size_readers = [node for node in after if node.op_type == "Shape" and _reads_only_spatial_dims(node)]
+    if len(reshapes) != 1 or len(reshapes) + len(size_readers) != len(after):
         return None
-    reshape = after[0]
-    shape = numpy_helper.to_array(initializers[reshape.input[1]])
+    reshape = reshapes[0]
     later = readers.get(reshape.output[0], [])
-    if shape.ndim != 1 or len(shape) != 5 or np.any(shape <= 0) or len(later) != 1 or later[0].op_type != "Transpose":
+    if len(later) != 1 or later[0].op_type != "Transpose":
         return None
     perm = [helper.get_attribute_value(attr) for attr in later[0].attribute if attr.name == "perm"]
     if not perm or list(perm[0]) != [0, 1, 3, 4, 2]:
         return None
-    return reshape, later[0], tuple(int(value) for value in shape)
+    if reshape.input[1] in initializers:
+        dims = [int(value) for value in numpy_helper.to_array(initializers[reshape.input[1]])]
+    else:
+        dims = shapes.get(reshape.output[0]) or []
+    if len(dims) != 5 or dims[1] is None or dims[2] is None or dims[1] <= 0 or dims[2] <= 0:
+        return None
+    return reshape, later[0], size_readers, (dims[1], dims[2])
+
+
+def _reads_only_spatial_dims(shape_node: Any) -> bool:
+    """Whether a ``Shape`` node's [start, end) of a 4-D tensor lies within H, W (axes 2 and 3)."""
+    from onnx import helper
+
+    attributes = {attr.name: helper.get_attribute_value(attr) for attr in shape_node.attribute}
+    start, end = attributes.get("start", 0), attributes.get("end", 4)
+    start, end = start + 4 if start < 0 else start, end + 4 if end < 0 else end
+    return 2 <= start < end <= 4
+
+
+def _static_dims(model: Any) -> dict[str, list[int | None]]:
+    """Tensor name -> its dims (None where symbolic), from the model's value_info or ONNX inference."""
+    from onnx import shape_inference
+
+    try:
+        values = shape_inference.infer_shapes(model).graph.value_info
+    except Exception:  # inference is only a hint here: without it, fewer rewrites apply
+        values = model.graph.value_info
+    return {value.name: [dim.dim_value if dim.HasField("dim_value") else None
+                         for dim in value.type.tensor_type.shape.dim] for value in values}
 
 
 def _drop_unread(graph: Any) -> None:
@@ -349,14 +387,11 @@ def expand_upsamples(model: Any) -> list[str]:
     ``Transpose -> Unsqueeze -> Expand -> Reshape -> Transpose`` on the UINT8 tensor; in place.
 
     The transposes to and from NHWC cancel against the ones ORT puts around its NHWC QLinearConvs.
-    Needs static H and W (from shape inference); returns the rewritten Resize names.
+    The output shape is computed at run time, so dynamic H and W work. Returns the rewritten names.
     """
-    from onnx import helper, numpy_helper, shape_inference
+    from onnx import helper, numpy_helper
 
     graph = model.graph
-    shapes = {value.name: [dim.dim_value if dim.HasField("dim_value") else None
-                           for dim in value.type.tensor_type.shape.dim]
-              for value in shape_inference.infer_shapes(model).graph.value_info}
     initializers = {init.name: init for init in graph.initializer}
     producers, readers = producers_of(graph), consumers_of(graph)
     replacements: dict[str, list[Any]] = {}
@@ -369,16 +404,15 @@ def expand_upsamples(model: Any) -> list[str]:
                 or after[0].op_type != "QuantizeLinear" or not _same_quantization(dequantize, after[0], initializers):
             continue
         quantize = after[0]
-        shape = shapes.get(resize.input[0])  # (N, C, H, W)
-        factors = _nearest_integer_factors(resize, initializers, shape)
+        factors = _nearest_integer_factors(resize, initializers)
         if factors is None:
             continue
-        (height, width), (fh, fw) = shape[2:], factors
+        fh, fw = factors
         prefix = f"{resize.name}_expand"
         graph.initializer.extend([
             numpy_helper.from_array(np.array([2, 4], np.int64), f"{prefix}_axes"),
             numpy_helper.from_array(np.array([1, 1, fh, 1, fw, 1], np.int64), f"{prefix}_repeats"),
-            numpy_helper.from_array(np.array([0, height * fh, width * fw, -1], np.int64), f"{prefix}_shape"),
+            numpy_helper.from_array(np.array([1, fh, fw, 1], np.int64), f"{prefix}_factors"),
         ])
         replacements[resize.name] = [
             helper.make_node("Transpose", [dequantize.input[0]], [f"{prefix}_nhwc"], perm=[0, 2, 3, 1],
@@ -387,7 +421,10 @@ def expand_upsamples(model: Any) -> list[str]:
                              name=f"{prefix}_unsqueeze"),  # (N, H, 1, W, 1, C)
             helper.make_node("Expand", [f"{prefix}_cells", f"{prefix}_repeats"], [f"{prefix}_blocks"],
                              name=f"{prefix}_expand"),  # (N, H, fh, W, fw, C)
-            helper.make_node("Reshape", [f"{prefix}_blocks", f"{prefix}_shape"], [f"{prefix}_up"],
+            helper.make_node("Shape", [f"{prefix}_nhwc"], [f"{prefix}_in_shape"], name=f"{prefix}_shape"),
+            helper.make_node("Mul", [f"{prefix}_in_shape", f"{prefix}_factors"], [f"{prefix}_out_shape"],
+                             name=f"{prefix}_out_shape"),  # [N, fh H, fw W, C]
+            helper.make_node("Reshape", [f"{prefix}_blocks", f"{prefix}_out_shape"], [f"{prefix}_up"],
                              name=f"{prefix}_reshape"),  # (N, fh H, fw W, C)
             helper.make_node("Transpose", [f"{prefix}_up"], [quantize.output[0]], perm=[0, 3, 1, 2],
                              name=f"{prefix}_to_nchw"),  # (N, C, fh H, fw W) UINT8, the Q's old output
@@ -418,8 +455,8 @@ def _same_quantization(dequantize: Any, quantize: Any, initializers: dict[str, A
                and initializers[a].data_type == initializers[b].data_type for a, b in pairs)
 
 
-def _nearest_integer_factors(resize: Any, initializers: dict[str, Any], shape: Any) -> tuple[int, int] | None:
-    """(fh, fw) of a nearest Resize that repeats each pixel fh x fw times, else None."""
+def _nearest_integer_factors(resize: Any, initializers: dict[str, Any]) -> tuple[int, int] | None:
+    """(fh, fw) of a nearest Resize by constant integer scales on H and W, else None."""
     from onnx import helper, numpy_helper
 
     attributes = {attr.name: helper.get_attribute_value(attr) for attr in resize.attribute}
@@ -427,20 +464,9 @@ def _nearest_integer_factors(resize: Any, initializers: dict[str, Any], shape: A
             or attributes.get("coordinate_transformation_mode", b"half_pixel") != b"asymmetric" \
             or attributes.get("nearest_mode", b"round_prefer_floor") != b"floor":
         return None  # only torch's export of nearest upsampling: out[i] = in[floor(i / f)]
-    if shape is None or len(shape) != 4 or any(dim is None for dim in shape[2:]):
-        return None
-    if len(resize.input) > 2 and resize.input[2] in initializers:
-        scales = numpy_helper.to_array(initializers[resize.input[2]])
-        if scales.size != 4:
-            return None
-        factors = [float(value) for value in scales]
-    elif len(resize.input) > 3 and resize.input[3] in initializers:
-        sizes = numpy_helper.to_array(initializers[resize.input[3]])
-        if sizes.size != 4 or any(dim is None for dim in shape):
-            return None
-        factors = [float(size) / float(dim) for size, dim in zip(sizes, shape)]
-    else:
-        return None
-    if factors[:2] != [1.0, 1.0] or any(f < 1 or f != int(f) for f in factors[2:]):
+    if len(resize.input) < 3 or resize.input[2] not in initializers or (len(resize.input) > 3 and resize.input[3]):
+        return None  # sizes instead of scales: the factor depends on the input
+    factors = [float(value) for value in numpy_helper.to_array(initializers[resize.input[2]]).ravel()]
+    if len(factors) != 4 or factors[:2] != [1.0, 1.0] or any(f < 1 or f != int(f) for f in factors[2:]):
         return None
     return int(factors[2]), int(factors[3])

@@ -151,7 +151,7 @@ def _snapped_heads(model) -> onnx.ModelProto:
     return snapped
 
 
-@pytest.mark.parametrize("fixed_shape", [False, True], ids=["dynamic-nchw", "fixed-decode-permute"])
+@pytest.mark.parametrize("fixed_shape", [False, True], ids=["dynamic-hw", "fixed-shape"])
 def test_integer_heads_compute_the_snapped_float_heads(fixed_shape, tiny_onnx, tiny_onnx_fixed, synth_set, tmp_path):
     source = tiny_onnx_fixed if fixed_shape else tiny_onnx
     spec = InputSpec.from_onnx(source, 128)
@@ -169,7 +169,7 @@ def test_integer_heads_compute_the_snapped_float_heads(fixed_shape, tiny_onnx, t
     assert ops.count("MatMulIntegerToFloat") == len(heads) and "Conv" in ops  # the rest stays as it was
     assert [node.name for node in head_convs(rewritten.graph)] == [name + "_int_matmul" for name in heads]
     permutes = [node for node in rewritten.graph.node if node.name.endswith("_int_permute")]
-    assert len(permutes) == (len(heads) if fixed_shape else 0)  # the decode's reshape folded, or NCHW kept
+    assert len(permutes) == len(heads)  # the decode's reshape and permute folded, also with dynamic H, W
 
     batch = np.random.default_rng(5).random((1, 3, spec.height, spec.width), dtype=np.float32)  # (B, 3, H, W)
     expected, got = _run(snapped, batch), _run(rewritten, batch)  # (B, N, No)
@@ -226,11 +226,42 @@ def test_upsamples_other_than_torchs_nearest_stay_resizes():
     assert [node.op_type for node in half_pixel.graph.node].count("Resize") == 1
 
 
-def test_cpu_flavour_of_a_fixed_shape_model_has_no_resize(tiny_onnx_fixed, synth_set, tmp_path):
-    spec = InputSpec.from_onnx(tiny_onnx_fixed, 128)
-    images = CalibrationImages(synth_set / "images", spec, count=2, seed=0)
-    stats = calibrate(tiny_onnx_fixed, images, op_types=list(recipe("cpu").ops), cache_dir=tmp_path)
-    excluded = default_exclusions(onnx.load(str(tiny_onnx_fixed)), "cpu")
-    model = quantize_from_stats(tiny_onnx_fixed, stats, target="cpu", nodes_to_exclude=excluded)
-    ops = [node.op_type for node in model.graph.node]
+def test_cpu_flavour_upsamples_by_expansion_and_keeps_dynamic_sizes(int8_cpu):
+    ops = [node.op_type for node in int8_cpu.graph.node]
     assert "Resize" not in ops and ops.count("Expand") >= 2
+    for height, width in ((128, 128), (192, 256)):  # the export's H, W are dynamic (multiples of 64)
+        batch = np.random.default_rng(8).random((1, 3, height, width), dtype=np.float32)
+        cells = sum((height // stride) * (width // stride) for stride in (8, 16, 32, 64))
+        assert _run(int8_cpu, batch).shape == (1, 3 * cells, 57)  # (B, na * cells, No)
+
+
+def test_an_integer_conv_outside_the_decode_pattern_returns_nchw():
+    """A 1x1 conv whose output is not the decode's reshape gets its NCHW layout back."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(7)
+    weight = rng.normal(size=(5, 4, 1, 1)).astype(np.float32)  # (Cout, Cin, 1, 1)
+    scale = np.abs(weight).max(axis=(1, 2, 3), keepdims=True) / 127.0
+    weight = (np.round(weight / scale) * scale).astype(np.float32)  # on the INT8 grid: the rewrite is exact
+    constants = [numpy_helper.from_array(np.array(0.02, np.float32), "scale"),
+                 numpy_helper.from_array(np.array(128, np.uint8), "zero"),
+                 numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(rng.normal(size=5).astype(np.float32), "bias")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["xq"], name="q"),
+             helper.make_node("DequantizeLinear", ["xq", "scale", "zero"], ["xd"], name="dq"),
+             helper.make_node("Conv", ["xd", "weight", "bias"], ["y"], name="pointwise")]
+    graph = helper.make_graph(nodes, "pointwise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 3, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(model)
+    assert integer_heads(rewritten) == ["pointwise"]
+    assert [node.op_type for node in rewritten.graph.node][-2:] == ["MatMulIntegerToFloat", "Transpose"]
+    x = rng.normal(size=(2, 4, 3, 6)).astype(np.float32)  # (B, C, H, W)
+
+    def run(proto):
+        return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    expected = run(model)
+    assert expected.shape == (2, 5, 3, 6)
+    np.testing.assert_allclose(run(rewritten), expected, rtol=1e-5, atol=1e-5)
