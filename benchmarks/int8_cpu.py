@@ -2,12 +2,15 @@
 
     python benchmarks/int8_cpu.py [--weights W.pt | --model kapao_s] [--imgsz 640] [--rounds 20]
                                   [--calib DIR] [--calib-images 32] [--threads N] [--json F]
+                                  [--spinning on|off|both] [--idle-ms 100]
 
 Exports FP32 ONNX (fixed 1x3xSxS), calibrates once on real or synthetic scenes (all tensors, MinMax,
 cached), then quantizes several flavours from the same ranges and times batch-1 inference
-round-robin over FP32 and every flavour in one process (median ms, ratio vs FP32). The `cpu` flavour
-is what `kapao-edge quantize --target cpu` writes (shared Concat/Resize ranges, head convs as integer
-matmuls, conv kernels timed and chosen at --threads); the others show what the choices are worth.
+round-robin over FP32 and every flavour in one process (median ms, ratio vs FP32), once with ONNX
+Runtime's default thread spinning and once with it off (`MODES` says how each is timed). The `cpu` flavour
+is what `kapao-edge quantize --target cpu` writes (shared Concat/Resize ranges, upsamples as expands,
+head convs as integer matmuls, conv kernels timed and chosen at --threads); the others show what the
+choices are worth.
 Target: INT8 (cpu flavour) >= 2x FP32. Random weights time the same as trained ones.
 """
 
@@ -28,10 +31,18 @@ FLAVOURS = {
     "cpu, float head convs": {"library": "cpu", "float_heads": True},
     "cpu, all convs on ConvSym (untuned)": {"library": "cpu", "untuned": True},
     "cpu, untuned, no shared ranges": {"library": "cpu", "untuned": True, "own_ranges": True},
+    "cpu, stem SiLU kept float": {"library": "cpu", "float_stem_silu": True},
     "cpu, stem conv quantized too": {"library": "cpu", "quantized_stem": True},
     "naive: Q/DQ on Conv only, u8 act": {"activation": "QUInt8", "ops": ["Conv"], "extra": {"WeightSymmetric": True}},
     "QOperator, Conv only (QLinearConv)": {"activation": "QUInt8", "ops": ["Conv"], "format": "QOperator", "extra": {}},
     "tensorrt flavour on CPU": {"tensorrt": True},
+}
+
+# how each thread-spinning mode is timed (both interleave every variant round-robin)
+MODES = {
+    "on": "ONNX Runtime's default; {idle:.0f} ms idle before each call, so that no session's spinning "
+          "workers steal the CPU from the next (as one model in a camera loop sees it)",
+    "off": "workers sleep as soon as a run ends; back to back, no pause (each op's wake-ups are paid)",
 }
 
 
@@ -46,6 +57,10 @@ def main() -> None:
     parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: ORT's)")
     parser.add_argument("--only", default=None, help="comma list of flavour names to time (default: all)")
+    parser.add_argument("--spinning", choices=["on", "off", "both"], default="both",
+                        help="ORT worker-thread spinning: on (ORT's default) or off; both times each in turn")
+    parser.add_argument("--idle-ms", type=float, default=100.0,
+                        help="pause before each timed call with spinning on (lets the last run's workers go idle)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -55,7 +70,7 @@ def main() -> None:
     from kapao_edge.bench.stats import interleaved_ms
     from kapao_edge.calibration.cache import calibrate
     from kapao_edge.calibration.cpu_graph import tune_conv_kernels
-    from kapao_edge.calibration.graph import first_conv
+    from kapao_edge.calibration.graph import first_conv, silu_nodes
     from kapao_edge.calibration.int8 import default_exclusions, preprocess_for_cpu, quantize_from_stats
     from kapao_edge.calibration.reader import CalibrationImages, InputSpec
     from kapao_edge.data.synth import generate_dataset
@@ -86,8 +101,11 @@ def main() -> None:
             path = work / f"{len(paths)}.onnx"
             if flavour.get("library"):
                 nodes = default_exclusions(pre_model, flavour["library"])
+                stem = first_conv(pre_model.graph).name
+                if flavour.get("float_stem_silu"):
+                    nodes += silu_nodes(pre_model.graph, [stem])
                 if flavour.get("quantized_stem"):
-                    nodes.remove(first_conv(pre_model.graph).name)
+                    nodes.remove(stem)
                 quantized = quantize_from_stats(pre, stats, target=flavour["library"], nodes_to_exclude=nodes,
                                                 share_ranges=not flavour.get("own_ranges"),
                                                 integer_float_heads=not flavour.get("float_heads"))
@@ -100,29 +118,40 @@ def main() -> None:
             else:
                 quantize_flavour(pre, path, stats, flavour, excluded)
             paths[name] = path
-        sessions = {name: session(path, args.threads) for name, path in paths.items()}
         batch = next(iter(images.batches()))  # (1, 3, S, S)
-        runs = {name: (lambda run=run: run(batch)) for name, run in sessions.items()}
-        samples = interleaved_ms(runs, rounds=args.rounds, warmup=args.warmup)
-        reference = sessions["fp32"](batch)
-        errors = {name: float(np.abs(run(batch)[..., 4] - reference[..., 4]).max()) for name, run in sessions.items()}
+        results = {}
+        for mode in MODES if args.spinning == "both" else [args.spinning]:
+            sessions = {name: session(path, args.threads, spinning=mode == "on") for name, path in paths.items()}
+            runs = {name: (lambda run=run: run(batch)) for name, run in sessions.items()}
+            samples = interleaved_ms(runs, rounds=args.rounds, warmup=args.warmup,
+                                     idle_s=args.idle_ms / 1e3 if mode == "on" else 0.0)
+            reference = sessions["fp32"](batch)
+            errors = {name: float(np.abs(run(batch)[..., 4] - reference[..., 4]).max()) for name, run in sessions.items()}
+            results[mode] = (samples, errors)
+            del sessions, runs
 
-    medians = {name: float(np.median(values)) for name, values in samples.items()}
-    baseline = medians["fp32"]
     label = args.weights.name if args.weights else args.model
     print(f"{label} {args.imgsz}x{args.imgsz} batch 1, threads {args.threads or 'ORT default'}, {args.rounds} interleaved rounds")
     print(f"{note}; calibration {calib_seconds:.1f} s on {len(images.paths)} images")
-    print(f"{'variant':<36}{'median ms':>10}{'p90 ms':>10}{'vs fp32':>9}{'max |dobj|':>12}")
-    for name, values in samples.items():
-        p90 = float(np.percentile(values, 90))
-        print(f"{name:<36}{medians[name]:>10.1f}{p90:>10.1f}{baseline / medians[name]:>8.2f}x{errors[name]:>12.4f}")
     cpu_name = next(iter(FLAVOURS))
-    if cpu_name in medians:
-        print(f"INT8 ({cpu_name}) vs FP32: {baseline / medians[cpu_name]:.2f}x (target >= 2x)")
+    report, headline = {}, []
+    for mode, (samples, errors) in results.items():
+        medians = {name: float(np.median(values)) for name, values in samples.items()}
+        baseline = medians["fp32"]
+        print(f"\nthread spinning {mode}: {MODES[mode].format(idle=args.idle_ms)}")
+        print(f"{'variant':<36}{'median ms':>10}{'p90 ms':>10}{'vs fp32':>9}{'max |dobj|':>12}")
+        for name, values in samples.items():
+            p90 = float(np.percentile(values, 90))
+            print(f"{name:<36}{medians[name]:>10.1f}{p90:>10.1f}{baseline / medians[name]:>8.2f}x{errors[name]:>12.4f}")
+        if cpu_name in medians:
+            headline.append(f"{baseline / medians[cpu_name]:.2f}x with spinning {mode}")
+        report[f"spinning_{mode}"] = {"median_ms": medians, "max_objectness_error": errors}
+    if headline:
+        print(f"\nINT8 ({cpu_name}) vs FP32: {', '.join(headline)} (target >= 2x)")
     if args.json:
         from kapao_edge.utils.io import write_text_atomic
 
-        write_text_atomic(args.json, json.dumps({"median_ms": medians, "max_objectness_error": errors}, indent=2))
+        write_text_atomic(args.json, json.dumps({**report, "idle_ms": args.idle_ms}, indent=2))
 
 
 def stats_for(model_path, images, work, calibrate):
@@ -147,13 +176,14 @@ def quantize_flavour(source: Path, out: Path, stats, flavour: dict, excluded: li
         )
 
 
-def session(path: Path, threads: int | None):
+def session(path: Path, threads: int | None, *, spinning: bool):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

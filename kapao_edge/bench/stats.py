@@ -10,15 +10,22 @@ import numpy as np
 PERCENTILES = (50, 90, 99)
 
 
-def interleaved_ms(runs: Mapping[str, Callable[[], object]], *, rounds: int, warmup: int) -> dict[str, list[float]]:
+def interleaved_ms(runs: Mapping[str, Callable[[], object]], *, rounds: int, warmup: int,
+                   idle_s: float = 0.0) -> dict[str, list[float]]:
     """Milliseconds per call of every run, round-robin: each variant sees the same machine state over
-    time, so ratios between them hold even when the load drifts (benchmarks compare in one process)."""
+    time, so ratios between them hold even when the load drifts (benchmarks compare in one process).
+
+    ``idle_s`` sleeps before every timed call: ONNX Runtime's worker threads spin for a while after a
+    run, and without a pause they would steal the CPU from the next variant's run.
+    """
     for run in runs.values():
         for _ in range(warmup):
             run()
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
+            if idle_s:
+                time.sleep(idle_s)
             start = time.perf_counter()
             run()
             samples[name].append((time.perf_counter() - start) * 1e3)

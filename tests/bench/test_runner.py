@@ -72,3 +72,14 @@ def test_interleaved_timing_runs_warmup_then_alternates_variants():
     assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
     assert {name: len(values) for name, values in samples.items()} == {"a": 3, "b": 3}
     assert all(value >= 0.0 for values in samples.values() for value in values)
+
+
+def test_interleaved_timing_pauses_before_each_call_outside_the_timed_span():
+    import time
+
+    from kapao_edge.bench.stats import interleaved_ms
+
+    started = time.perf_counter()
+    samples = interleaved_ms({"a": lambda: None, "b": lambda: None}, rounds=2, warmup=0, idle_s=0.05)
+    assert time.perf_counter() - started >= 4 * 0.05  # one pause per timed call
+    assert all(value < 50.0 for values in samples.values() for value in values)  # the pause is not timed
