@@ -45,7 +45,7 @@ def quantize(
         )
     float_convs = report.details.get("float_convs", report.excluded_nodes)
     others = report.details.get("float_other_nodes", 0)
-    also = f" (and {others} other nodes, the decode)" if others else ""
+    also = f" (and {others} other nodes: decode and activation ops)" if others else ""
     console.print(f"  convs kept in float: {', '.join(float_convs) or 'none'}{also}", markup=False)
     for key, value in report.details.items():
         if not isinstance(value, (list, dict)):
