@@ -34,6 +34,7 @@ def train(
     ema_decay: Annotated[Optional[float], typer.Option("--ema-decay", help="Weight EMA decay (default: 0.9999, shortened for short runs).")] = None,
     cache_images: Annotated[bool, typer.Option("--cache-images/--no-cache-images", help="Keep decoded images in RAM.")] = False,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this checkpoint (same --model) instead of from scratch.")] = None,
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Train about this many minutes: the epoch count is re-planned after each epoch so the cosine schedule ends on time (--epochs stays the most).")] = None,
     hyp: Annotated[Optional[list[str]], typer.Option("--hyp", help="Override a hyper-parameter, KEY=VALUE (repeatable), e.g. --hyp scale=0.5.")] = None,
 ) -> None:
     """Train a KAPAO model; the EMA weights are saved each epoch (last.pt) and at the best AP (best.pt)."""
@@ -47,7 +48,7 @@ def train(
     config = TrainConfig(model=model, epochs=epochs, imgsz=imgsz, batch_size=batch, optimizer=optimizer.lower(),
                          lr0=lr, device=device, out_dir=out, seed=seed, workers=workers, val_interval=val_interval,
                          threads=threads, nominal_batch_size=nbs, ema_decay=ema_decay,
-                         cache_images=cache_images, weights=weights, hyp=Hyp().updated(**_parse_overrides(hyp or [])))
+                         cache_images=cache_images, weights=weights, time_limit_min=time_limit, hyp=Hyp().updated(**_parse_overrides(hyp or [])))
     result = run_training(config, train_split, val_split, log=lambda line: console.print(line, highlight=False))
     console.print(f"last checkpoint: {result.last_checkpoint}", highlight=False)
     if result.best_checkpoint is not None:

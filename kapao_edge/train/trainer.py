@@ -55,6 +55,7 @@ class TrainConfig:
     cache_images: bool = False
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     weights: Path | None = None  # start from this checkpoint (same config and keypoints) instead of scratch
+    time_limit_min: float | None = None  # train about this long: epochs re-planned each epoch, `epochs` the most
     hyp: Hyp = field(default_factory=Hyp)
 
     def check(self) -> None:
@@ -66,6 +67,8 @@ class TrainConfig:
             raise InputError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.lr0 is not None and not self.lr0 > 0:
             raise InputError(f"lr0 must be positive, got {self.lr0}")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            raise InputError(f"the time limit must be positive minutes, got {self.time_limit_min}")
 
 
 @dataclass
@@ -107,6 +110,18 @@ def ema_settings(optimizer_steps: int, decay: float | None, tau: float | None) -
     if not 0.0 <= decay < 1.0 or tau <= 0:
         raise InputError(f"EMA decay must be in [0, 1) and its ramp positive, got {decay} and {tau}")
     return decay, tau
+
+
+def planned_epochs(epochs_done: int, seconds_so_far: float, time_limit_s: float, most: int) -> int:
+    """How many epochs fit in ``time_limit_s`` at the mean pace so far (at least those done, at most ``most``).
+
+    Re-planned after each epoch, so the cosine schedule ends when the time does rather than being cut off
+    half-way (Ultralytics' ``time`` argument works the same way).
+    """
+    if epochs_done < 1 or seconds_so_far <= 0:
+        return most
+    fit = int(time_limit_s * epochs_done / seconds_so_far)
+    return max(epochs_done, min(most, fit))
 
 
 def seed_everything(seed: int) -> None:
@@ -168,17 +183,20 @@ def train(config: TrainConfig, train_split: Split, val_split: Split | None = Non
                 "ema_decay": ema_decay, "ema_tau": ema_tau, "optimizer_steps": optimizer_steps}
     write_text_atomic(out_dir / "train_config.json", json.dumps(run_info, indent=2) + "\n")
     log(f"training {config.model} ({preset.name}, {model.num_parameters():,} parameters) on {len(dataset)} "
-        f"images, {config.epochs} epochs, imgsz {config.imgsz}, batch {config.batch_size}, device {device}")
+        f"images, {config.epochs} epochs{_time_note(config.time_limit_min)}, imgsz {config.imgsz}, "
+        f"batch {config.batch_size}, device {device}")
 
     history: list[dict] = []
     best_ap: float | None = None
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     step, last_opt_step = 0, -1
-    for epoch in range(config.epochs):
+    total_epochs, training_started = config.epochs, time.perf_counter()
+    epoch = 0
+    while epoch < total_epochs:
         model.train()
         dataset.set_epoch(epoch)
         loader = make_loader(dataset, config.batch_size, shuffle=True, workers=config.workers, seed=config.seed)
-        epoch_lr = cosine_factor(epoch, config.epochs, hyp.lrf)
+        epoch_lr = cosine_factor(epoch, total_epochs, hyp.lrf)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * epoch_lr
         loss_sum = torch.zeros(len(LOSS_NAMES))
@@ -220,7 +238,11 @@ def train(config: TrainConfig, train_split: Split, val_split: Split | None = Non
                         "images": images_seen, "seconds": round(seconds, 3),
                         "images_per_s": round(images_seen / seconds, 3) if seconds > 0 else None}
 
-        is_last = epoch == config.epochs - 1
+        if config.time_limit_min is not None:
+            total_epochs = planned_epochs(epoch + 1, time.perf_counter() - training_started,
+                                          config.time_limit_min * 60.0, config.epochs)
+            record["planned_epochs"] = total_epochs
+        is_last = epoch == total_epochs - 1
         if val_records and ((epoch + 1) % config.val_interval == 0 or is_last):
             from kapao_edge.train.validate import keypoint_ap, predict_records
 
@@ -236,7 +258,8 @@ def train(config: TrainConfig, train_split: Split, val_split: Split | None = Non
             save_checkpoint(ema.ema, best_path, **meta)
         history.append(record)
         write_text_atomic(out_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in history))
-        log(_summary(record, config.epochs))
+        log(_summary(record, total_epochs))
+        epoch += 1
 
     return TrainResult(last_checkpoint=last_path, best_checkpoint=best_path if best_ap is not None else None,
                        best_ap=best_ap, history=history)
@@ -263,6 +286,10 @@ def _optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sc
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     ema.update(model)
+
+
+def _time_note(minutes: float | None) -> str:
+    return "" if minutes is None else f" at most (re-planned to end within {minutes:g} min)"
 
 
 def _summary(record: dict, epochs: int) -> str:

@@ -10,7 +10,7 @@ import torch
 from kapao_edge.errors import InputError
 from kapao_edge.model import load_model, read_checkpoint
 from kapao_edge.train.dataset import resolve_split
-from kapao_edge.train.trainer import Split, TrainConfig, ema_settings, train
+from kapao_edge.train.trainer import Split, TrainConfig, ema_settings, planned_epochs, train
 
 
 def run(stick_dataset, out_dir, **changes):
@@ -53,6 +53,8 @@ def test_bad_settings_are_user_errors(stick_dataset, tmp_path):
         run(stick_dataset, tmp_path, imgsz=100)
     with pytest.raises(InputError, match="unknown optimizer"):
         run(stick_dataset, tmp_path, optimizer="lion")
+    with pytest.raises(InputError, match="time limit must be positive"):
+        run(stick_dataset, tmp_path, time_limit_min=0.0)
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             run(stick_dataset, tmp_path, device="cuda")
@@ -88,3 +90,16 @@ def test_a_checkpoint_of_another_config_is_refused(stick_dataset, tmp_path):
     fused = save_checkpoint(build_model("kapao_tiny").fuse(), tmp_path / "fused.pt")
     with pytest.raises(InputError, match="fused"):
         run(stick_dataset, tmp_path / "run", weights=fused)
+
+
+def test_time_limit_replans_epochs_from_the_pace_so_far():
+    assert planned_epochs(1, 30.0, 300.0, most=100) == 10  # 30 s an epoch, 5 minutes
+    assert planned_epochs(4, 100.0, 300.0, most=100) == 12
+    assert planned_epochs(2, 100.0, 60.0, most=100) == 2  # already over: stop after the epochs done
+    assert planned_epochs(1, 1.0, 300.0, most=7) == 7  # --epochs stays the most
+
+
+def test_a_run_with_a_spent_time_limit_stops_after_its_first_epoch(stick_dataset, tmp_path):
+    result, lines = run(stick_dataset, tmp_path / "run", epochs=5, time_limit_min=1e-6)
+    assert [r["epoch"] for r in result.history] == [0] and result.history[0]["planned_epochs"] == 1
+    assert "ap" in result.history[0] and "epoch 1/1" in lines[-1]  # the last epoch is validated
