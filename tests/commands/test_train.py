@@ -54,9 +54,12 @@ def test_hyp_overrides_reach_the_run(scenes, tmp_path):
     result = runner.invoke(app, [
         "train", "--data", str(scenes / "train"), "--epochs", "1", "--imgsz", "128", "--batch", "4",
         "--hyp", "scale=0.25", "--hyp", "mosaic=0", "--out", str(tmp_path / "run"), "--threads", "2",
+        "--time-limit", "30",
     ])
     assert result.exit_code == 0, result.output
-    hyp = json.loads((tmp_path / "run" / "train_config.json").read_text())["hyp"]
+    config = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    hyp = config["hyp"]
+    assert config["time_limit_min"] == 30.0  # passed through; the one epoch ends well inside it
     assert hyp["scale"] == 0.25 and hyp["mosaic"] == 0.0 and hyp["fliplr"] == 0.5
 
 
@@ -67,6 +70,7 @@ def test_hyp_overrides_reach_the_run(scenes, tmp_path):
     (["--hyp", "scale"], "--hyp takes KEY=NUMBER"),
     (["--hyp", "scale=big"], "--hyp takes KEY=NUMBER"),
     (["--hyp", "no_such=1"], "unknown hyper-parameter(s): no_such"),
+    (["--time-limit", "0"], "time limit must be positive"),
 ])
 def test_bad_options_are_one_line_errors(scenes, tmp_path, args, message):
     result = runner.invoke(app, ["train", "--data", str(scenes / "train"), "--out", str(tmp_path), *args])
