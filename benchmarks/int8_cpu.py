@@ -8,9 +8,9 @@ Exports FP32 ONNX (fixed 1x3xSxS), calibrates once on real or synthetic scenes (
 cached), then quantizes several flavours from the same ranges and times batch-1 inference
 round-robin over FP32 and every flavour in one process (median ms, ratio vs FP32), once with ONNX
 Runtime's default thread spinning and once with it off (`MODES` says how each is timed). The `cpu` flavour
-is what `kapao-edge quantize --target cpu` writes (shared Concat/Resize ranges, upsamples as expands,
-head convs as integer matmuls, conv kernels timed and chosen at --threads); the others show what the
-choices are worth.
+is what `kapao-edge quantize --target cpu` writes (INT8 stem as space-to-depth, shared Concat/Resize
+ranges, upsamples as expands, head convs as integer matmuls, conv kernels timed and chosen at
+--threads); the others show what the choices are worth.
 Target: INT8 (cpu flavour) >= 2x FP32. Random weights time the same as trained ones.
 """
 
@@ -31,8 +31,7 @@ FLAVOURS = {
     "cpu, float head convs": {"library": "cpu", "float_heads": True},
     "cpu, all convs on ConvSym (untuned)": {"library": "cpu", "untuned": True},
     "cpu, untuned, no shared ranges": {"library": "cpu", "untuned": True, "own_ranges": True},
-    "cpu, stem SiLU kept float": {"library": "cpu", "float_stem_silu": True},
-    "cpu, stem conv quantized too": {"library": "cpu", "quantized_stem": True},
+    "cpu, float 6x6 stem (no s2d)": {"library": "cpu", "plain_stem": True},
     "naive: Q/DQ on Conv only, u8 act": {"activation": "QUInt8", "ops": ["Conv"], "extra": {"WeightSymmetric": True}},
     "QOperator, Conv only (QLinearConv)": {"activation": "QUInt8", "ops": ["Conv"], "format": "QOperator", "extra": {}},
     "tensorrt flavour on CPU": {"tensorrt": True},
@@ -56,7 +55,8 @@ def main() -> None:
     parser.add_argument("--calib", type=Path, default=None, help="calibration images (default: synthetic scenes)")
     parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="ORT intra-op threads (default: ORT's)")
-    parser.add_argument("--only", default=None, help="comma list of flavour names to time (default: all)")
+    parser.add_argument("--only", default=None,
+                        help="flavour names to time, separated by ';' (names contain commas; default: all)")
     parser.add_argument("--spinning", choices=["on", "off", "both"], default="both",
                         help="ORT worker-thread spinning: on (ORT's default) or off; both times each in turn")
     parser.add_argument("--idle-ms", type=float, default=100.0,
@@ -70,7 +70,6 @@ def main() -> None:
     from kapao_edge.bench.stats import interleaved_ms
     from kapao_edge.calibration.cache import calibrate
     from kapao_edge.calibration.cpu_graph import tune_conv_kernels
-    from kapao_edge.calibration.graph import first_conv, silu_nodes
     from kapao_edge.calibration.int8 import default_exclusions, preprocess_for_cpu, quantize_from_stats
     from kapao_edge.calibration.reader import CalibrationImages, InputSpec
     from kapao_edge.data.synth import generate_dataset
@@ -79,13 +78,20 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = read_checkpoint(args.weights).model if args.weights else build_model(args.model)
-    flavours = {k: v for k, v in FLAVOURS.items() if args.only is None or k in args.only.split(",")}
+    chosen = None if args.only is None else {name.strip() for name in args.only.split(";")}
+    unknown = sorted(chosen - set(FLAVOURS)) if chosen else []
+    if unknown:
+        parser.error(f"--only: unknown flavour(s) {unknown}; choose from {list(FLAVOURS)}")
+    flavours = {k: v for k, v in FLAVOURS.items() if chosen is None or k in chosen}
     with tempfile.TemporaryDirectory(prefix="kapao-int8-bench-") as tmp:
         work = Path(tmp)
         fp32 = work / "fp32.onnx"
         export_onnx(model, fp32, imgsz=args.imgsz, dynamic="none")
         pre = work / "fp32_pre.onnx"
         note = preprocess_for_cpu(fp32, pre)
+        plain_pre = work / "fp32_pre_plain_stem.onnx"  # the stem left a 6x6 stride-2 conv (float)
+        if any(flavour.get("plain_stem") for flavour in flavours.values()):
+            preprocess_for_cpu(fp32, plain_pre, space_to_depth=False)
         calib = args.calib
         if calib is None:
             calib = generate_dataset(work / "synth", args.calib_images, 0, "coco", args.imgsz, workers=1).parent / "images"
@@ -93,6 +99,7 @@ def main() -> None:
         started = time.perf_counter()
         stats = calibrate(pre, images, op_types=None, cache_dir=work / "cache")
         calib_seconds = time.perf_counter() - started
+        plain_stats = calibrate(plain_pre, images, op_types=None, cache_dir=work / "cache") if plain_pre.exists() else None
         pre_model = onnx.load(str(pre))
         excluded = default_exclusions(pre_model, "tensorrt")
         batch_shape = (1, 3, images.spec.height, images.spec.width)
@@ -100,13 +107,9 @@ def main() -> None:
         for name, flavour in flavours.items():
             path = work / f"{len(paths)}.onnx"
             if flavour.get("library"):
-                nodes = default_exclusions(pre_model, flavour["library"])
-                stem = first_conv(pre_model.graph).name
-                if flavour.get("float_stem_silu"):
-                    nodes += silu_nodes(pre_model.graph, [stem])
-                if flavour.get("quantized_stem"):
-                    nodes.remove(stem)
-                quantized = quantize_from_stats(pre, stats, target=flavour["library"], nodes_to_exclude=nodes,
+                source, source_stats = (plain_pre, plain_stats) if flavour.get("plain_stem") else (pre, stats)
+                nodes = default_exclusions(onnx.load(str(source)), flavour["library"])
+                quantized = quantize_from_stats(source, source_stats, target=flavour["library"], nodes_to_exclude=nodes,
                                                 share_ranges=not flavour.get("own_ranges"),
                                                 integer_float_heads=not flavour.get("float_heads"))
                 if not flavour.get("untuned"):  # as `quantize --target cpu` does, timed at these threads

@@ -23,6 +23,14 @@ float output, so the outputs keep float precision and only the weights are round
 NHWC layout the quantized neck already runs in, and the decode's reshape and permute are rewritten
 to match (same outputs, same order).
 
+Stem as space-to-depth. The stem is a 6x6 stride-2 conv on the 3-channel image (YOLOv5's Focus,
+folded). Three input channels starve MLAS's INT8 kernels (6.0 ms on ConvSym, no better on QGEMM,
+against 2.5 ms for the float NCHWc conv plus 1.6 ms to reorder and quantize its output). The same
+conv is a 3x3 stride-1 conv on the 2x2 space-to-depth view of the image (12 channels), which
+ConvSym runs in 1.6 ms; ``space_to_depth_stem`` rewrites it that way (exact up to float summation
+order) so the ``cpu`` flavour can quantize it. Its input is quantized with the range [0, 1] that the
+engine contract guarantees, so 8-bit pixels (k / 255) pass exactly (``pin_pixel_ranges``).
+
 Upsampling by expansion. ORT's nearest Resize on UINT8 walks the output element by element (about
 1 ms of a kapao_s 640 frame for three upsamples). The same upsample written as Unsqueeze -> Expand
 -> Reshape on the NHWC tensor is a few block copies, ten times faster, and bit-identical;
@@ -79,6 +87,74 @@ def shared_range_groups(graph: Any, excluded: Iterable[str] = ()) -> list[list[s
     return sorted((sorted(members) for members in groups.values() if len(members) > 1), key=lambda g: g[0])
 
 
+def space_to_depth_stem(model: Any) -> str | None:
+    """Rewrite the stem (a stride-2 conv with an even kernel and even pads on the graph input) as
+    ``SpaceToDepth(2) -> Conv`` with half the kernel, stride 1 and half the pads; in place.
+
+    Out[y, x] sums w[i, j] * image[2y - P + i, 2x - P + j]; with i = 2a + p the pixel is cell
+    (y - P/2 + a) of the space-to-depth plane (p, q), so the new weight holds w[:, c, 2a + p, 2b + q]
+    at channel (2p + q) * C + c, ONNX's SpaceToDepth order. Returns the conv's name, or None (left
+    alone) when the stem does not have that form.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inputs = {value.name for value in graph.input}
+    initializers = {init.name: init for init in graph.initializer}
+    stem = next((node for node in graph.node if node.op_type == "Conv" and node.input and node.input[0] in inputs), None)
+    if stem is None or len(stem.input) < 2 or stem.input[1] not in initializers:
+        return None
+    attributes = {a.name: helper.get_attribute_value(a) for a in stem.attribute}
+    weight = numpy_helper.to_array(initializers[stem.input[1]])  # (O, C, kh, kw)
+    kernel = weight.shape[2:]
+    pads = list(attributes.get("pads", [0, 0, 0, 0]))
+    if (list(attributes.get("strides", [1, 1])) != [2, 2] or attributes.get("group", 1) != 1
+            or any(d != 1 for d in attributes.get("dilations", [1, 1])) or attributes.get("auto_pad", b"NOTSET") != b"NOTSET"
+            or any(k % 2 for k in kernel) or any(p % 2 for p in pads)):
+        return None
+    out_channels, channels = weight.shape[:2]
+    folded = np.empty((out_channels, 4 * channels, kernel[0] // 2, kernel[1] // 2), weight.dtype)
+    for p in range(2):
+        for q in range(2):
+            plane = (2 * p + q) * channels
+            folded[:, plane:plane + channels] = weight[:, :, p::2, q::2]  # (O, C, kh/2, kw/2)
+    weight_name = f"{stem.input[1]}_space_to_depth"
+    graph.initializer.append(numpy_helper.from_array(folded, weight_name))
+    view = f"{stem.input[0]}_space_to_depth"
+    rearrange = helper.make_node("SpaceToDepth", [stem.input[0]], [view], name=f"{stem.name}_space_to_depth",
+                                 blocksize=2)  # (B, 4C, H/2, W/2)
+    stem.input[0], stem.input[1] = view, weight_name
+    kept = [a for a in stem.attribute if a.name not in ("pads", "strides", "kernel_shape")]
+    del stem.attribute[:]
+    stem.attribute.extend(kept + [
+        helper.make_attribute("kernel_shape", [k // 2 for k in kernel]),
+        helper.make_attribute("pads", [p // 2 for p in pads]),
+        helper.make_attribute("strides", [1, 1]),
+    ])
+    nodes = list(graph.node)
+    nodes.insert(nodes.index(stem), rearrange)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unread(graph)
+    return stem.name
+
+
+def pin_pixel_ranges(ranges: Any, graph: Any) -> list[str]:
+    """Set the range of the image input, and of its space-to-depth view, to [0, 1]; in place.
+
+    The engine contract feeds pixels / 255, so scale 1/255 with zero point 0 quantizes 8-bit images
+    exactly; a calibrated range (say [0.02, 0.97]) would clip the brightest pixels. Returns the names.
+    """
+    from onnxruntime.quantization.calibrate import TensorData
+
+    pixels = [value.name for value in graph.input]
+    pixels += [node.output[0] for node in graph.node if node.op_type == "SpaceToDepth" and node.input[0] in pixels]
+    pinned = [name for name in pixels if name in ranges.data]
+    for name in pinned:
+        ranges.data[name] = TensorData(lowest=np.float32(0.0), highest=np.float32(1.0))
+    return pinned
+
+
 def unify_ranges(ranges: Any, groups: list[list[str]]) -> int:
     """Widen every calibrated tensor in a group to the group's union range, in place (ORT TensorsData).
 
@@ -101,14 +177,16 @@ def unify_ranges(ranges: Any, groups: list[list[str]]) -> int:
     return widened
 
 
-def write_shared_ranges(ranges: Any, graph: Any, excluded: Iterable[str], out_dir: Path) -> Path:
-    """A calibration-cache JSON of ``ranges`` (ORT TensorsData) with shared ranges, for ``quantize_static``;
-    the cached original is not touched."""
+def write_cpu_ranges(ranges: Any, graph: Any, excluded: Iterable[str], out_dir: Path, *, share: bool = True) -> Path:
+    """A calibration-cache JSON of ``ranges`` (ORT TensorsData) for ``quantize_static``: pixel ranges
+    pinned, and (``share``) shared ranges; the cached original is not touched."""
     from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
     copy = TensorsData(ranges.calibration_method, dict(ranges.data))
-    unify_ranges(copy, shared_range_groups(graph, excluded))
-    out = Path(out_dir) / "shared_ranges.json"
+    pin_pixel_ranges(copy, graph)
+    if share:
+        unify_ranges(copy, shared_range_groups(graph, excluded))
+    out = Path(out_dir) / "cpu_ranges.json"
     save_tensors_data(copy, str(out))
     return out
 

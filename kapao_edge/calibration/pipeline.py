@@ -27,6 +27,7 @@ from kapao_edge.utils.io import atomic_path, sha256_file, write_text_atomic
 
 PRECISIONS = ("fp16", "int8")
 SENSITIVITY_IMAGES = 8  # held-out images for --exclude auto
+PREPROCESS_VERSION = 2  # bumped when preprocess_for_cpu changes what it writes (2: space-to-depth stem)
 
 
 @dataclass
@@ -214,7 +215,7 @@ def _exclusions(exclude: str | None, base: list[str], model: Any) -> list[str]:
 
 def _preprocessed(onnx_path: Path, cache_dir: Path, work: Path, notes: list[str]) -> Path:
     """ORT pre-processing, kept in the cache by source hash so calibration caching still hits."""
-    target = cache_dir / f"pre-{sha256_file(onnx_path)[:20]}.onnx"
+    target = cache_dir / f"pre{PREPROCESS_VERSION}-{sha256_file(onnx_path)[:20]}.onnx"
     if not target.is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)
         scratch = work / "pre.onnx"

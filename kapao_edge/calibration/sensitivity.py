@@ -70,8 +70,9 @@ def run_sensitivity(
 ) -> SensitivityReport:
     """Rank the Conv groups by the error each causes alone, then exclude the worst until ``error_goal``.
 
-    ``base_exclusions`` (``default_exclusions``: stem, heads, for tensorrt the blocks feeding them)
-    stay float unless their group alone costs less than a tenth of the goal.
+    ``base_exclusions`` (``default_exclusions``: heads; the stem, unless the cpu flavour quantizes it;
+    for tensorrt the blocks feeding the heads) stay float unless their group alone costs less than a
+    tenth of the goal.
     """
     import onnx
 

@@ -17,7 +17,7 @@ def quantize(
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images: a folder, a COCO annotations JSON or a list file.")] = None,
     calib_images: Annotated[int, typer.Option(help="Images sampled for calibration.")] = 500,
     method: Annotated[str, typer.Option(help="INT8 calibration: meanmax (mean of per-batch min/max; robust to rare outlier images), minmax (global extremes), entropy or percentile.")] = "meanmax",
-    exclude: Annotated[Optional[str], typer.Option(help="Convs kept float: 'auto' (sensitivity pass), 'none', or NODE,NODE. Default: stem and head convs, plus (tensorrt) the block feeding each head.")] = None,
+    exclude: Annotated[Optional[str], typer.Option(help="Convs kept float: 'auto' (sensitivity pass), 'none', or NODE,NODE. Default: head convs and (tensorrt) the stem and the block feeding each head; cpu quantizes its stem as space-to-depth.")] = None,
     target: Annotated[str, typer.Option(help="INT8 flavour: tensorrt (symmetric Q/DQ, linted) or cpu (fastest on ONNX Runtime CPU).")] = "tensorrt",
     out: Annotated[Optional[Path], typer.Option(help="Output .onnx (default: <input>_<precision>.onnx).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,

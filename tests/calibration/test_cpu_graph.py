@@ -1,6 +1,6 @@
 """The cpu INT8 flavour's speed passes: shared ranges around Concat/Resize/MaxPool, the exact weight
-shift that moves a conv from MLAS's ConvSym kernels to QGEMM, the head convs as integer matmuls, and
-UINT8 upsamples as expands."""
+shift that moves a conv from MLAS's ConvSym kernels to QGEMM, the head convs as integer matmuls,
+UINT8 upsamples as expands, and the stem as an INT8 conv on the space-to-depth view of the image."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from kapao_edge.calibration.cpu_graph import (
     integer_heads,
     route_to_qgemm,
     shared_range_groups,
+    space_to_depth_stem,
     tune_conv_kernels,
     unify_ranges,
 )
-from kapao_edge.calibration.graph import consumers_of, decode_nodes, head_convs, producers_of, quantized_convs
-from kapao_edge.calibration.int8 import default_exclusions, quantize_from_stats, recipe
+from kapao_edge.calibration.graph import consumers_of, decode_nodes, first_conv, head_convs, producers_of, quantized_convs
+from kapao_edge.calibration.int8 import default_exclusions, preprocess_for_cpu, quantize_from_stats, recipe
 from kapao_edge.calibration.reader import CalibrationImages, InputSpec
 
 
@@ -265,3 +266,63 @@ def test_an_integer_conv_outside_the_decode_pattern_returns_nchw():
     expected = run(model)
     assert expected.shape == (2, 5, 3, 6)
     np.testing.assert_allclose(run(rewritten), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_stem_as_space_to_depth_computes_the_same_conv(tiny_onnx: Path):
+    model = onnx.load(str(tiny_onnx))
+    stem = first_conv(model.graph)
+    assert [a.ints for a in stem.attribute if a.name == "strides"] == [[2, 2]]
+    rewritten = onnx.load(str(tiny_onnx))
+    assert space_to_depth_stem(rewritten) == stem.name
+    new_stem = next(node for node in rewritten.graph.node if node.name == stem.name)
+    rearrange = producers_of(rewritten.graph)[new_stem.input[0]]
+    assert rearrange.op_type == "SpaceToDepth" and rearrange.input[0] == "images"
+    attributes = {a.name: list(a.ints) for a in new_stem.attribute if a.ints}
+    old_weight = _value(model, stem.input[1])  # (O, C, k, k)
+    assert attributes["strides"] == [1, 1]
+    assert attributes["kernel_shape"] == [old_weight.shape[2] // 2, old_weight.shape[3] // 2]
+    assert _value(rewritten, new_stem.input[1]).shape[1] == 4 * old_weight.shape[1]
+    assert not any(init.name == stem.input[1] for init in rewritten.graph.initializer)  # the old weight is gone
+    batch = np.random.default_rng(3).random((2, 3, 128, 192), dtype=np.float32)
+    np.testing.assert_allclose(_run(rewritten, batch), _run(model, batch), rtol=1e-4, atol=1e-3)
+    assert space_to_depth_stem(rewritten) is None  # the stem now has stride 1: a second pass leaves it
+
+
+def test_a_stem_without_stride_two_and_an_even_kernel_is_left_alone():
+    from onnx import TensorProto, helper
+
+    def stem_graph(kernel: int, stride: int):
+        weight = numpy_helper.from_array(np.ones((4, 3, kernel, kernel), np.float32), "w")
+        conv = helper.make_node("Conv", ["images", "w"], ["y"], name="stem", strides=[stride, stride],
+                                pads=[kernel // 2] * 4)
+        graph = helper.make_graph([conv], "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+        return helper.make_model(graph)
+
+    for kernel, stride in ((3, 2), (6, 1), (5, 2)):
+        model = stem_graph(kernel, stride)
+        before = model.SerializeToString()
+        assert space_to_depth_stem(model) is None
+        assert model.SerializeToString() == before
+
+
+def test_cpu_flavour_quantizes_the_space_to_depth_stem_with_exact_pixels(tiny_onnx: Path, synth_set: Path, tmp_path: Path):
+    pre = tmp_path / "pre.onnx"
+    assert "space-to-depth" in preprocess_for_cpu(tiny_onnx, pre)
+    pre_model = onnx.load(str(pre))
+    stem = first_conv(pre_model.graph).name
+    assert stem not in default_exclusions(pre_model, "cpu")
+    assert stem in default_exclusions(pre_model, "tensorrt")
+    images = CalibrationImages(synth_set / "images", InputSpec.from_onnx(pre, 128), count=3, seed=0)
+    stats = calibrate(pre, images, op_types=None, cache_dir=tmp_path / "cache")
+    model = quantize_from_stats(pre, stats, target="cpu", nodes_to_exclude=default_exclusions(pre_model, "cpu"))
+    assert stem in quantized_convs(model.graph)
+    producers = producers_of(model.graph)
+    conv = next(node for node in model.graph.node if node.name == stem)
+    quantize = producers[producers[conv.input[0]].input[0]]  # Q -> DQ -> stem conv
+    assert quantize.op_type == "QuantizeLinear" and producers[quantize.input[0]].op_type == "SpaceToDepth"
+    assert _value(model, quantize.input[1]) == np.float32(1 / 255) and _value(model, quantize.input[2]) == 0
+    # 8-bit pixels (k / 255) quantize back to exactly k: the input loses nothing
+    levels = np.random.default_rng(4).integers(0, 256, (1, 3, 128, 128))
+    pixels = levels.astype(np.float32) / 255
+    assert np.array_equal(np.clip(np.round(pixels / np.float32(1 / 255)), 0, 255), levels)
