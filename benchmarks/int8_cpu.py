@@ -90,7 +90,8 @@ def main() -> None:
         pre = work / "fp32_pre.onnx"
         note = preprocess_for_cpu(fp32, pre)
         plain_pre = work / "fp32_pre_plain_stem.onnx"  # the stem left a 6x6 stride-2 conv (float)
-        if any(flavour.get("plain_stem") for flavour in flavours.values()):
+        needs_plain_stem = any(flavour.get("plain_stem") for flavour in flavours.values())
+        if needs_plain_stem:
             preprocess_for_cpu(fp32, plain_pre, space_to_depth=False)
         calib = args.calib
         if calib is None:
@@ -99,7 +100,7 @@ def main() -> None:
         started = time.perf_counter()
         stats = calibrate(pre, images, op_types=None, cache_dir=work / "cache")
         calib_seconds = time.perf_counter() - started
-        plain_stats = calibrate(plain_pre, images, op_types=None, cache_dir=work / "cache") if plain_pre.exists() else None
+        plain_stats = calibrate(plain_pre, images, op_types=None, cache_dir=work / "cache") if needs_plain_stem else None
         pre_model = onnx.load(str(pre))
         excluded = default_exclusions(pre_model, "tensorrt")
         batch_shape = (1, 3, images.spec.height, images.spec.width)

@@ -47,7 +47,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kapao_edge.calibration.graph import consumers_of, producers_of
+from kapao_edge.calibration.graph import consumers_of, first_conv, producers_of
 
 # ops whose output must share its input's quantization parameters for ORT to run them on UINT8
 _SAME_RANGE_OPS = ("Resize", "MaxPool")
@@ -99,11 +99,11 @@ def space_to_depth_stem(model: Any) -> str | None:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    inputs = {value.name for value in graph.input}
     initializers = {init.name: init for init in graph.initializer}
-    stem = next((node for node in graph.node if node.op_type == "Conv" and node.input and node.input[0] in inputs), None)
-    if stem is None or len(stem.input) < 2 or stem.input[1] not in initializers:
-        return None
+    stem = first_conv(graph)
+    if stem.input[0] not in {value.name for value in graph.input} or len(stem.input) < 2 \
+            or stem.input[1] not in initializers:
+        return None  # no conv reads the image directly (first_conv fell back), or its weight is computed
     attributes = {a.name: helper.get_attribute_value(a) for a in stem.attribute}
     weight = numpy_helper.to_array(initializers[stem.input[1]])  # (O, C, kh, kw)
     kernel = weight.shape[2:]
