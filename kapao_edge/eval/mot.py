@@ -16,7 +16,10 @@ IoU as similarity and ``iou_threshold`` (0.5) as the largest allowed distance:
   IDF1 = 2 IDTP / (objects + hypotheses), summed over sequences as counts.
 
 Hypotheses are whatever the caller passes: a tracker's detections without a shown id (-1) should be
-left out, as a tracker that shows no id claims nothing.
+left out, as a tracker that shows no id claims nothing. Ground truth can be marked ``ignore`` (a
+person too hidden to demand, as MOTChallenge does with distractors): before scoring, hypotheses are
+matched to all ground truth at the IoU threshold, and those that land on an ignored person are
+dropped together with it, so finding such a person is neither a reward nor a false positive.
 """
 
 from __future__ import annotations
@@ -93,10 +96,22 @@ class MotAccumulator:
     _hyp_frames: dict[int, int] = field(default_factory=dict)
     _counts: MotCounts = field(default_factory=MotCounts)
 
-    def update(self, gt_ids, gt_boxes, hyp_ids, hyp_boxes) -> None:
-        """One frame: ids (N,) and x1y1x2y2 boxes (N, 4) of the ground truth and of the tracker."""
+    def update(self, gt_ids, gt_boxes, hyp_ids, hyp_boxes, gt_ignore=None) -> None:
+        """One frame: ids (N,) and x1y1x2y2 boxes (N, 4) of the ground truth and of the tracker;
+        ``gt_ignore`` (G,) bool marks ground truth that is not scored (see the module docstring)."""
         gt_ids, gt_boxes = _check("ground truth", gt_ids, gt_boxes)
         hyp_ids, hyp_boxes = _check("hypothesis", hyp_ids, hyp_boxes)
+        if gt_ignore is not None and np.any(gt_ignore):
+            ignore = np.asarray(gt_ignore, bool).reshape(-1)  # (G,)
+            if len(ignore) != len(gt_ids):
+                raise InputError(f"gt_ignore has {len(ignore)} entries for {len(gt_ids)} ground-truth boxes")
+            iou = box_iou(gt_boxes, hyp_boxes)  # (G, H)
+            drop = np.zeros(len(hyp_ids), bool)
+            rows, cols = linear_assignment(np.where(iou >= self.iou_threshold, 1.0 - iou, 2.0))
+            for r, c in zip(rows, cols):
+                drop[c] = iou[r, c] >= self.iou_threshold and ignore[r]
+            gt_ids, gt_boxes = gt_ids[~ignore], gt_boxes[~ignore]
+            hyp_ids, hyp_boxes = hyp_ids[~drop], hyp_boxes[~drop]
         iou = box_iou(gt_boxes, hyp_boxes)  # (G, H)
         allowed = iou >= self.iou_threshold  # (G, H)
 

@@ -88,3 +88,17 @@ def test_bad_frames_are_input_errors() -> None:
         acc.update([1, 2], [A_BOX], [], [])
     with pytest.raises(InputError):
         evaluate_sequence([fr()] * 2, [fr()] * 3)
+
+
+def test_ignored_ground_truth_neither_rewards_nor_punishes() -> None:
+    """B is marked ignored: the hypothesis on B is dropped (no false positive), B is no miss; the
+    hypothesis far from everything stays a false positive."""
+    acc = MotAccumulator()
+    gt_ids, gt_boxes = fr((1, A_BOX), (2, B_BOX))
+    hyp_ids, hyp_boxes = fr((1, A_BOX), (2, B_BOX), (3, FAR))
+    acc.update(gt_ids, gt_boxes, hyp_ids, hyp_boxes, gt_ignore=[False, True])
+    c = acc.counts()
+    assert (c.objects, c.hypotheses, c.matches, c.misses, c.false_positives) == (1, 2, 1, 0, 1)
+    assert c.idf1 == pytest.approx(2 * 1 / 3)
+    with pytest.raises(InputError):
+        acc.update(gt_ids, gt_boxes, hyp_ids, hyp_boxes, gt_ignore=[True])
