@@ -11,15 +11,17 @@ offered, in a second stage, to the tracks that the confident detections left unm
 Rules (all frame counts are calls to ``update``):
 
 * Prediction: each track keeps its last observed box and keypoints and a per-frame velocity of the
-  four box coordinates (an exponentially smoothed finite difference: constant velocity). A track last
-  seen ``dt`` frames ago is predicted at ``box + dt * velocity``; its keypoints move with the box
-  centre.
+  box centre (an exponentially smoothed finite difference: constant velocity). A track last seen
+  ``dt`` frames ago is predicted by moving its box and keypoints by ``dt * velocity``; the box keeps
+  its last size (a walker's width swings with each stride and is not worth extrapolating).
 * Similarity: ``(IoU + OKS) / 2`` between a prediction and a detection; OKS uses the predicted box
   area as the scale. A pair is allowed when the similarity is at least ``match_threshold``.
-* Stage 1: detections with ``score >= high_score`` against every live track (tracked, tentative and
-  lost), Hungarian assignment on ``1 - similarity``.
-* Stage 2: detections with ``low_score <= score < high_score`` against the tracks matched in the
-  previous frame that stage 1 left unmatched (lost tracks are not revived by an unsure detection).
+* Stage 1: detections with ``score >= high_score`` against the confirmed tracks (tracked and lost),
+  Hungarian assignment on ``1 - similarity`` (pairs allowed only with each other skip the solver).
+* Stage 2: detections with ``low_score <= score < high_score`` against the confirmed tracks matched
+  in the previous frame that stage 1 left unmatched (lost tracks are not revived by an unsure
+  detection).
+* Stage 3: the high-score detections still unmatched against the tentative tracks.
 * Birth and confirmation: an unmatched high-score detection starts a tentative track. A tentative
   track is confirmed, and given the next id (1, 2, ...), in the frame of its ``min_hits``-th
   consecutive match; a tentative track that misses a frame is dropped, so one-frame false positives
@@ -40,7 +42,8 @@ from kapao_edge.errors import InputError
 from kapao_edge.presets import Preset, get_preset
 from kapao_edge.runtime.assignment import linear_assignment
 
-_VELOCITY_SMOOTHING = 0.5  # weight of the newest finite difference in the velocity estimate
+_VELOCITY_SMOOTHING = 0.3  # weight of the newest finite difference in the velocity estimate
+_IOU_WEIGHT = 0.5  # similarity = w * IoU + (1 - w) * OKS
 _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from the position change
 
 
@@ -48,21 +51,21 @@ _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from t
 class _Track:
     box: np.ndarray  # (4,) last observed x1, y1, x2, y2
     keypoints: np.ndarray  # (K, 2) last observed x, y
-    velocity: np.ndarray  # (4,) box coordinates per frame
+    velocity: np.ndarray  # (2,) box centre, pixels per frame
     last_frame: int  # frame of the last match
     hits: int  # consecutive matched frames (for confirmation)
     track_id: int = -1  # shown id; -1 while tentative
     has_velocity: bool = False
 
     def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        dt = frame - self.last_frame
-        box = self.box + dt * self.velocity  # (4,)
-        shift = dt * 0.5 * (self.velocity[:2] + self.velocity[2:])  # (2,) centre displacement
-        return box, self.keypoints + shift  # (4,), (K, 2)
+        """Box and keypoints moved by the centre velocity. Only the centre moves: a walker's box
+        width swings with every stride, and extrapolating that through an occlusion would blow it up."""
+        shift = (frame - self.last_frame) * self.velocity  # (2,)
+        return self.box + np.tile(shift, 2), self.keypoints + shift  # (4,), (K, 2)
 
     def observe(self, box: np.ndarray, keypoints: np.ndarray, frame: int) -> None:
         dt = frame - self.last_frame
-        step = (box - self.box) / dt  # (4,)
+        step = 0.5 * ((box[:2] + box[2:]) - (self.box[:2] + self.box[2:])) / dt  # (2,) centre change
         if not self.has_velocity or dt > _MAX_VELOCITY_GAP:
             self.velocity = step
         else:
@@ -105,7 +108,7 @@ class PoseTracker:
         low_score: float = 0.1,
         match_threshold: float = 0.3,
         max_lost: int = 30,
-        min_hits: int = 3,
+        min_hits: int = 2,
     ) -> None:
         self.preset = get_preset(preset)
         if not 0.0 <= low_score <= high_score <= 1.0:
@@ -153,20 +156,19 @@ class PoseTracker:
             pred_kps = np.zeros((0, self.preset.num_keypoints, 2))
         if count and tracks:
             areas = np.clip(pred_boxes[:, 2:] - pred_boxes[:, :2], 0, None).prod(axis=1)  # (T,)
-            similarity = 0.5 * (
-                box_iou(pred_boxes, boxes) + keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas)
-            )  # (T, P)
+            similarity = (_IOU_WEIGHT * box_iou(pred_boxes, boxes) + (1 - _IOU_WEIGHT)
+                          * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
         else:
             similarity = np.zeros((len(tracks), count))
 
         high = np.nonzero(scores >= self.high_score)[0]
         low = np.nonzero((scores >= self.low_score) & (scores < self.high_score))[0]
-        all_tracks = np.arange(len(tracks))
-        matched_tracks = self._associate(similarity, all_tracks, high, track_of)
-        recent = np.array([i for i in all_tracks if tracks[i].last_frame == frame - 1 and i not in matched_tracks],
-                          np.int64)
+        confirmed = np.array([i for i, t in enumerate(tracks) if t.track_id >= 0], np.int64)
+        tentative = np.array([i for i, t in enumerate(tracks) if t.track_id < 0], np.int64)
+        matched = self._associate(similarity, confirmed, high, track_of)
+        recent = np.array([i for i in confirmed if tracks[i].last_frame == frame - 1 and i not in matched], np.int64)
         self._associate(similarity, recent, low, track_of)
-
+        self._associate(similarity, tentative, high[track_of[high] < 0], track_of)
         for det in np.nonzero(track_of >= 0)[0]:
             track = tracks[track_of[det]]
             track.observe(boxes[det], keypoints[det, :, :2], frame)
@@ -182,7 +184,7 @@ class PoseTracker:
                 survivors.append(track)  # lost: kept for a short occlusion
         for det in high:
             if track_of[det] < 0:
-                track = _Track(box=boxes[det], keypoints=keypoints[det, :, :2], velocity=np.zeros(4),
+                track = _Track(box=boxes[det], keypoints=keypoints[det, :, :2], velocity=np.zeros(2),
                                last_frame=frame, hits=1)
                 if self.min_hits <= 1:
                     track.track_id = self._next_id
@@ -198,14 +200,24 @@ class PoseTracker:
         if len(track_rows) == 0 or len(dets) == 0:
             return set()
         sim = similarity[np.ix_(track_rows, dets)]  # (t, d)
-        allowed = sim >= self.match_threshold
-        cost = np.where(allowed, 1.0 - sim, 2.0)  # forbidden pairs cost more than any allowed one
-        rows, cols = linear_assignment(cost)
+        allowed = sim >= self.match_threshold  # (t, d)
+        # A pair allowed only with each other needs no assignment (the common case: people apart);
+        # the Hungarian method runs on what is left, where people compete.
+        per_row, per_col = allowed.sum(axis=1), allowed.sum(axis=0)  # (t,), (d,)
+        lone = allowed & (per_row[:, None] == 1) & (per_col[None, :] == 1)  # (t, d)
+        pairs = list(zip(*np.nonzero(lone)))
+        rest_r = np.nonzero((per_row > 0) & ~lone.any(axis=1))[0]
+        rest_c = np.nonzero((per_col > 0) & ~lone.any(axis=0))[0]
+        if len(rest_r) and len(rest_c):
+            sub = sim[np.ix_(rest_r, rest_c)]
+            cost = np.where(sub >= self.match_threshold, 1.0 - sub, 2.0)  # forbidden pairs cost more
+            for r, c in zip(*linear_assignment(cost)):
+                if sub[r, c] >= self.match_threshold:
+                    pairs.append((rest_r[r], rest_c[c]))
         matched = set()
-        for r, c in zip(rows, cols):
-            if allowed[r, c]:
-                track_of[dets[c]] = track_rows[r]
-                matched.add(int(track_rows[r]))
+        for r, c in pairs:
+            track_of[dets[c]] = track_rows[r]
+            matched.add(int(track_rows[r]))
         return matched
 
     @property

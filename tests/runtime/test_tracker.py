@@ -74,7 +74,7 @@ def test_ids_survive_two_people_crossing() -> None:
 
 
 def test_an_id_is_kept_through_a_short_occlusion_but_not_a_long_one() -> None:
-    tracker = PoseTracker(max_lost=15)
+    tracker = PoseTracker(max_lost=15, min_hits=3)
     for t in range(10):
         (first,) = tracker.update(frame((100 + 4 * t, 200, 0.9)))
     for t in range(10, 22):  # hidden for 12 frames, still walking
