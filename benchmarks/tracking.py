@@ -31,7 +31,7 @@ from kapao_edge.eval.mot import MotAccumulator, MotCounts
 from kapao_edge.postprocess import Poses, PostprocessConfig
 from kapao_edge.runtime.tracker import PoseTracker
 
-TRACKER_DEFAULTS = dict(high_score=0.5, low_score=0.1, match_threshold=0.3, max_lost=30, min_hits=2)
+TRACKER_DEFAULTS = dict(high_score=0.4, low_score=0.1, match_threshold=0.3, max_lost=30, min_hits=2)
 
 
 def pose_pipeline_class():

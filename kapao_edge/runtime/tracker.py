@@ -22,6 +22,12 @@ Rules (all frame counts are calls to ``update``):
   in the previous frame that stage 1 left unmatched (lost tracks are not revived by an unsure
   detection).
 * Stage 3: the high-score detections still unmatched against the tentative tracks.
+* Stage 4 (recovery, OC-SORT's idea): the high-score detections still unmatched against the confirmed
+  tracks still unmatched, compared with where each track was last seen instead of where its velocity
+  puts it: a velocity learnt from boxes that shrank behind an occluder, or a person who stopped
+  while hidden, would otherwise lose the person.
+* Gating: a pair whose boxes overlap with IoU below 0.2 is never matched (a tiny spurious box can
+  have keypoints close to a person's and a high OKS).
 * Birth and confirmation: an unmatched high-score detection starts a tentative track. A tentative
   track is confirmed, and given the next id (1, 2, ...), in the frame of its ``min_hits``-th
   consecutive match; a tentative track that misses a frame is dropped, so one-frame false positives
@@ -42,8 +48,9 @@ from kapao_edge.errors import InputError
 from kapao_edge.presets import Preset, get_preset
 from kapao_edge.runtime.assignment import linear_assignment
 
-_VELOCITY_SMOOTHING = 0.3  # weight of the newest finite difference in the velocity estimate
+_VELOCITY_SMOOTHING = 0.1  # weight of the newest finite difference in the velocity estimate
 _IOU_WEIGHT = 0.5  # similarity = w * IoU + (1 - w) * OKS
+_MIN_IOU = 0.2  # pairs whose boxes overlap less are never matched
 _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from the position change
 
 
@@ -104,7 +111,7 @@ class PoseTracker:
         self,
         preset: str | Preset = "coco",
         *,
-        high_score: float = 0.5,
+        high_score: float = 0.4,
         low_score: float = 0.1,
         match_threshold: float = 0.3,
         max_lost: int = 30,
@@ -156,8 +163,10 @@ class PoseTracker:
             pred_kps = np.zeros((0, self.preset.num_keypoints, 2))
         if count and tracks:
             areas = np.clip(pred_boxes[:, 2:] - pred_boxes[:, :2], 0, None).prod(axis=1)  # (T,)
-            similarity = (_IOU_WEIGHT * box_iou(pred_boxes, boxes) + (1 - _IOU_WEIGHT)
+            iou = box_iou(pred_boxes, boxes)  # (T, P)
+            similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                           * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
+            similarity[iou < _MIN_IOU] = 0.0
         else:
             similarity = np.zeros((len(tracks), count))
 
@@ -169,6 +178,22 @@ class PoseTracker:
         recent = np.array([i for i in confirmed if tracks[i].last_frame == frame - 1 and i not in matched], np.int64)
         self._associate(similarity, recent, low, track_of)
         self._associate(similarity, tentative, high[track_of[high] < 0], track_of)
+        if count:
+            # Recovery: the unmatched high-score detections against the unmatched confirmed tracks
+            # where they were last seen, not where the velocity says they are now.
+            idle = np.array([i for i in confirmed if i not in set(track_of.tolist())], np.int64)
+            left = high[track_of[high] < 0]
+            if len(idle) and len(left):
+                last_boxes = np.stack([tracks[i].box for i in idle])  # (t, 4)
+                last_kps = np.stack([tracks[i].keypoints for i in idle])  # (t, K, 2)
+                areas = np.clip(last_boxes[:, 2:] - last_boxes[:, :2], 0, None).prod(axis=1)
+                iou = box_iou(last_boxes, boxes[left])  # (t, d)
+                sim = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
+                       * keypoint_similarity(last_kps, keypoints[left, :, :2], areas, self._sigmas))
+                sim[iou < _MIN_IOU] = 0.0
+                recovered = np.full(len(left), -1, np.int64)
+                self._associate(sim, np.arange(len(idle)), np.arange(len(left)), recovered)
+                track_of[left[recovered >= 0]] = idle[recovered[recovered >= 0]]
         for det in np.nonzero(track_of >= 0)[0]:
             track = tracks[track_of[det]]
             track.observe(boxes[det], keypoints[det, :, :2], frame)

@@ -88,6 +88,19 @@ def test_an_id_is_kept_through_a_short_occlusion_but_not_a_long_one() -> None:
     assert got == [-1, -1, 2]
 
 
+def test_a_person_who_stops_while_hidden_is_recovered_where_last_seen() -> None:
+    """Walking right at 6 px/frame, hidden for 8 frames, back where they were last seen (they
+    stopped): the prediction is ~50 px ahead and misses, the recovery stage matches the last
+    observation and keeps the id; the person walking alongside keeps theirs."""
+    tracker = PoseTracker()
+    for t in range(12):
+        ids = tracker.update(frame((100 + 6 * t, 200, 0.9), (400, 200, 0.9)))
+    assert ids.tolist() == [1, 2]
+    for _ in range(8):
+        tracker.update(frame((400, 200, 0.9)))
+    assert tracker.update(frame((400, 200, 0.9), (100 + 6 * 11, 200, 0.9))).tolist() == [2, 1]
+
+
 def test_the_second_stage_keeps_a_low_score_detection_on_its_track() -> None:
     """While a person is half hidden the score drops to 0.3: the second stage keeps their id and
     the frames count; with the second stage disabled (low_score = high_score) they are dropped."""
@@ -98,7 +111,7 @@ def test_the_second_stage_keeps_a_low_score_detection_on_its_track() -> None:
             out.append(int(tracker.update(frame((100 + 3 * t, 200, score)))[0]))
         return out
 
-    two_stage = run(PoseTracker(high_score=0.5, low_score=0.1))
+    two_stage = run(PoseTracker(high_score=0.5, low_score=0.1))  # 0.3 is a low score here
     assert two_stage[2:] == [1] * 18
     one_stage = run(PoseTracker(high_score=0.5, low_score=0.5))
     assert one_stage[8:14] == [-1] * 6 and one_stage[14:] == [1] * 6  # lost, then found again
