@@ -28,8 +28,13 @@ def draw_poses(
     preset: Preset,
     *,
     draw_boxes: bool = True,
+    ids: np.ndarray | None = None,  # (P,) tracker ids, -1 = none shown
 ) -> np.ndarray:
-    """Return a copy of ``image_bgr`` with skeletons (left orange, right blue) and person boxes."""
+    """Return a copy of ``image_bgr`` with skeletons (left orange, right blue) and person boxes.
+
+    With ``ids`` (from a tracker), each person with an id gets it written above the box (or the top
+    keypoint) and a box colour of its own, so one person keeps one colour through a video.
+    """
     import cv2
 
     canvas = image_bgr.copy()
@@ -55,4 +60,30 @@ def draw_poses(
                     canvas, f"{scores[person]:.2f}", (x1, max(y1 - 3, 10)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA,
                 )
+        if ids is not None and ids[person] >= 0:
+            _draw_id(canvas, int(ids[person]), kps, boxes[person] if draw_boxes and boxes is not None else None)
     return canvas
+
+
+def id_colour(track_id: int) -> tuple[int, int, int]:
+    """A bright BGR colour per id, the same in every frame (golden-angle hue steps keep neighbours apart)."""
+    import cv2
+
+    hue = int((track_id * 137.508) % 180)
+    hsv = np.array([[[hue, 220, 255]]], np.uint8)
+    return tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])  # type: ignore[return-value]
+
+
+def _draw_id(canvas: np.ndarray, track_id: int, kps: np.ndarray, box: np.ndarray | None) -> None:
+    import cv2
+
+    colour = id_colour(track_id)
+    if box is not None:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
+        anchor = (x1, max(y1 - 14, 12))
+    else:
+        top = int(np.argmin(kps[:, 1]))
+        anchor = (int(round(kps[top, 0])), max(int(round(kps[top, 1])) - 8, 12))
+    cv2.putText(canvas, f"#{track_id}", anchor, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, f"#{track_id}", anchor, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)

@@ -142,6 +142,8 @@ class Poses:
     keypoints: np.ndarray  # (P, K, 3) float32: x, y, confidence (0 where no keypoint object was fused)
     boxes: np.ndarray  # (P, 4) float32 person boxes x1, y1, x2, y2
     scores: np.ndarray  # (P,) float32 person confidence
+    # (P,) int64 persistent person ids from a tracker, -1 where none is shown yet; None when untracked
+    ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         count = len(self.scores)
@@ -153,6 +155,12 @@ class Poses:
                 f"inconsistent Poses shapes: keypoints {self.keypoints.shape}, boxes {self.boxes.shape}, "
                 f"scores {self.scores.shape}"
             )
+        if self.ids is not None and np.shape(self.ids) != (count,):
+            raise InputError(f"inconsistent Poses shapes: ids {np.shape(self.ids)} for {count} poses")
+
+    def with_ids(self, ids: np.ndarray) -> Poses:
+        """The same poses carrying tracker ids (P,), e.g. ``poses.with_ids(tracker.update(poses))``."""
+        return dataclasses.replace(self, ids=np.asarray(ids, np.int64))
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -1,0 +1,251 @@
+"""Persistent person ids across video frames: ByteTrack's two-stage association on boxes and OKS.
+
+Why this shape: a pose model gives every person a box, a score and K keypoints per frame, with no
+identity. Linking frames needs (1) a motion model, so a walking person is looked for where they will
+be, not where they were; (2) a similarity that tells two overlapping people apart: boxes of crossing
+people overlap, their skeletons much less, so the box IoU is averaged with the object keypoint
+similarity (OKS, the COCO keypoint metric with the preset's sigmas); (3) ByteTrack's observation that
+a partly hidden person's score drops before they vanish: low-score detections are not thrown away but
+offered, in a second stage, to the tracks that the confident detections left unmatched.
+
+Rules (all frame counts are calls to ``update``):
+
+* Prediction: each track keeps its last observed box and keypoints and a per-frame velocity of the
+  box centre (an exponentially smoothed finite difference: constant velocity). A track last seen
+  ``dt`` frames ago is predicted by moving its box and keypoints by ``dt * velocity``; the box keeps
+  its last size (a walker's width swings with each stride and is not worth extrapolating).
+* Similarity: ``(IoU + OKS) / 2`` between a prediction and a detection; OKS uses the predicted box
+  area as the scale. A pair is allowed when the similarity is at least ``match_threshold``.
+* Stage 1: detections with ``score >= high_score`` against the confirmed tracks (tracked and lost),
+  Hungarian assignment on ``1 - similarity`` (pairs allowed only with each other skip the solver).
+* Stage 2: detections with ``low_score <= score < high_score`` against the confirmed tracks matched
+  in the previous frame that stage 1 left unmatched (lost tracks are not revived by an unsure
+  detection).
+* Stage 3: the high-score detections still unmatched against the tentative tracks.
+* Stage 4 (recovery, OC-SORT's idea): the high-score detections still unmatched against the confirmed
+  tracks still unmatched, compared with where each track was last seen instead of where its velocity
+  puts it: a velocity learnt from boxes that shrank behind an occluder, or a person who stopped
+  while hidden, would otherwise lose the person.
+* Gating: a pair whose boxes overlap with IoU below 0.2 is never matched (a tiny spurious box can
+  have keypoints close to a person's and a high OKS).
+* Birth and confirmation: an unmatched high-score detection starts a tentative track. A tentative
+  track is confirmed, and given the next id (1, 2, ...), in the frame of its ``min_hits``-th
+  consecutive match; a tentative track that misses a frame is dropped, so one-frame false positives
+  never consume an id. Until confirmation its detections get -1.
+* Loss: a confirmed track that misses a frame is lost; it keeps its id and keeps moving by its
+  velocity for up to ``max_lost`` frames (a short occlusion), then it is removed.
+* Determinism: tracks are kept in creation order and detections in input order, and the assignment
+  breaks ties by index, so the same input sequence always gives the same ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kapao_edge.errors import InputError
+from kapao_edge.presets import Preset, get_preset
+from kapao_edge.runtime.assignment import linear_assignment
+
+_VELOCITY_SMOOTHING = 0.1  # weight of the newest finite difference in the velocity estimate
+_IOU_WEIGHT = 0.5  # similarity = w * IoU + (1 - w) * OKS
+_MIN_IOU = 0.2  # pairs whose boxes overlap less are never matched
+_MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from the position change
+
+
+@dataclass
+class _Track:
+    box: np.ndarray  # (4,) last observed x1, y1, x2, y2
+    keypoints: np.ndarray  # (K, 2) last observed x, y
+    velocity: np.ndarray  # (2,) box centre, pixels per frame
+    last_frame: int  # frame of the last match
+    hits: int  # consecutive matched frames (for confirmation)
+    track_id: int = -1  # shown id; -1 while tentative
+    has_velocity: bool = False
+
+    def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """Box and keypoints moved by the centre velocity. Only the centre moves: a walker's box
+        width swings with every stride, and extrapolating that through an occlusion would blow it up."""
+        shift = (frame - self.last_frame) * self.velocity  # (2,)
+        return self.box + np.tile(shift, 2), self.keypoints + shift  # (4,), (K, 2)
+
+    def observe(self, box: np.ndarray, keypoints: np.ndarray, frame: int) -> None:
+        dt = frame - self.last_frame
+        step = 0.5 * ((box[:2] + box[2:]) - (self.box[:2] + self.box[2:])) / dt  # (2,) centre change
+        if not self.has_velocity or dt > _MAX_VELOCITY_GAP:
+            self.velocity = step
+        else:
+            self.velocity = (1 - _VELOCITY_SMOOTHING) * self.velocity + _VELOCITY_SMOOTHING * step
+        self.has_velocity = True
+        self.hits = self.hits + 1 if dt == 1 else 1
+        self.box, self.keypoints, self.last_frame = box, keypoints, frame
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, 4) x (B, 4) x1y1x2y2 -> (A, B) intersection over union (0 for empty boxes)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])  # (A, B, 2)
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])  # (A, B, 2)
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)  # (A, B)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)  # (A,)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)  # (B,)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def keypoint_similarity(a: np.ndarray, b: np.ndarray, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """OKS between (A, K, 2) and (B, K, 2) keypoints, scaled by the (A,) areas of the first set.
+
+    COCO's definition: mean over keypoints of exp(-d^2 / (2 * area * (2 * sigma)^2)).
+    """
+    d2 = ((a[:, None] - b[None]) ** 2).sum(axis=3)  # (A, B, K)
+    var = (2.0 * sigmas) ** 2  # (K,)
+    e = d2 / (2.0 * np.maximum(areas, 1.0)[:, None, None] * var)  # (A, B, K)
+    return np.exp(-e).mean(axis=2)  # (A, B)
+
+
+class PoseTracker:
+    """Gives every person a persistent id; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        preset: str | Preset = "coco",
+        *,
+        high_score: float = 0.4,
+        low_score: float = 0.1,
+        match_threshold: float = 0.3,
+        max_lost: int = 30,
+        min_hits: int = 2,
+    ) -> None:
+        self.preset = get_preset(preset)
+        if not 0.0 <= low_score <= high_score <= 1.0:
+            raise InputError(f"need 0 <= low_score <= high_score <= 1, got {low_score} and {high_score}")
+        if not 0.0 < match_threshold <= 1.0:
+            raise InputError(f"match_threshold must be in (0, 1], got {match_threshold}")
+        if max_lost < 0 or min_hits < 1:
+            raise InputError(f"need max_lost >= 0 and min_hits >= 1, got {max_lost} and {min_hits}")
+        self.high_score = float(high_score)
+        self.low_score = float(low_score)
+        self.match_threshold = float(match_threshold)
+        self.max_lost = int(max_lost)
+        self.min_hits = int(min_hits)
+        self._sigmas = np.asarray(self.preset.oks_sigmas, np.float64)  # (K,)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and restart ids at 1 (a new video or a camera cut)."""
+        self._tracks: list[_Track] = []
+        self._frame = 0
+        self._next_id = 1
+
+    def update(self, poses) -> np.ndarray:
+        """Ids (P,) int64 for the poses of the next frame, -1 where a detection has no shown id."""
+        keypoints = np.asarray(poses.keypoints, np.float64)  # (P, K, 3)
+        boxes = np.asarray(poses.boxes, np.float64)  # (P, 4)
+        scores = np.asarray(poses.scores, np.float64)  # (P,)
+        count = len(scores)
+        if keypoints.shape[1:] != (self.preset.num_keypoints, 3) and count:
+            raise InputError(
+                f"poses have {keypoints.shape[1]} keypoints, the {self.preset.name} preset {self.preset.num_keypoints}"
+            )
+        self._frame += 1
+        frame = self._frame
+        ids = np.full(count, -1, np.int64)
+        track_of = np.full(count, -1, np.int64)  # (P,) index into self._tracks
+
+        tracks = self._tracks
+        if tracks:
+            predicted = [t.predict(frame) for t in tracks]
+            pred_boxes = np.stack([p[0] for p in predicted])  # (T, 4)
+            pred_kps = np.stack([p[1] for p in predicted])  # (T, K, 2)
+        else:
+            pred_boxes = np.zeros((0, 4))
+            pred_kps = np.zeros((0, self.preset.num_keypoints, 2))
+        if count and tracks:
+            areas = np.clip(pred_boxes[:, 2:] - pred_boxes[:, :2], 0, None).prod(axis=1)  # (T,)
+            iou = box_iou(pred_boxes, boxes)  # (T, P)
+            similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
+                          * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
+            similarity[iou < _MIN_IOU] = 0.0
+        else:
+            similarity = np.zeros((len(tracks), count))
+
+        high = np.nonzero(scores >= self.high_score)[0]
+        low = np.nonzero((scores >= self.low_score) & (scores < self.high_score))[0]
+        confirmed = np.array([i for i, t in enumerate(tracks) if t.track_id >= 0], np.int64)
+        tentative = np.array([i for i, t in enumerate(tracks) if t.track_id < 0], np.int64)
+        matched = self._associate(similarity, confirmed, high, track_of)
+        recent = np.array([i for i in confirmed if tracks[i].last_frame == frame - 1 and i not in matched], np.int64)
+        self._associate(similarity, recent, low, track_of)
+        self._associate(similarity, tentative, high[track_of[high] < 0], track_of)
+        if count:
+            # Recovery: the unmatched high-score detections against the unmatched confirmed tracks
+            # where they were last seen, not where the velocity says they are now.
+            idle = np.array([i for i in confirmed if i not in set(track_of.tolist())], np.int64)
+            left = high[track_of[high] < 0]
+            if len(idle) and len(left):
+                last_boxes = np.stack([tracks[i].box for i in idle])  # (t, 4)
+                last_kps = np.stack([tracks[i].keypoints for i in idle])  # (t, K, 2)
+                areas = np.clip(last_boxes[:, 2:] - last_boxes[:, :2], 0, None).prod(axis=1)
+                iou = box_iou(last_boxes, boxes[left])  # (t, d)
+                sim = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
+                       * keypoint_similarity(last_kps, keypoints[left, :, :2], areas, self._sigmas))
+                sim[iou < _MIN_IOU] = 0.0
+                recovered = np.full(len(left), -1, np.int64)
+                self._associate(sim, np.arange(len(idle)), np.arange(len(left)), recovered)
+                track_of[left[recovered >= 0]] = idle[recovered[recovered >= 0]]
+        for det in np.nonzero(track_of >= 0)[0]:
+            track = tracks[track_of[det]]
+            track.observe(boxes[det], keypoints[det, :, :2], frame)
+            if track.track_id < 0 and track.hits >= self.min_hits:
+                track.track_id = self._next_id
+                self._next_id += 1
+            ids[det] = track.track_id
+        survivors = []
+        for track in tracks:
+            if track.last_frame == frame:
+                survivors.append(track)
+            elif track.track_id >= 0 and frame - track.last_frame <= self.max_lost:
+                survivors.append(track)  # lost: kept for a short occlusion
+        for det in high:
+            if track_of[det] < 0:
+                track = _Track(box=boxes[det], keypoints=keypoints[det, :, :2], velocity=np.zeros(2),
+                               last_frame=frame, hits=1)
+                if self.min_hits <= 1:
+                    track.track_id = self._next_id
+                    self._next_id += 1
+                    ids[det] = track.track_id
+                survivors.append(track)
+        self._tracks = survivors
+        return ids
+
+    def _associate(self, similarity: np.ndarray, track_rows: np.ndarray, dets: np.ndarray,
+                   track_of: np.ndarray) -> set[int]:
+        """Hungarian assignment of ``dets`` to ``track_rows``; writes ``track_of``, returns matched rows."""
+        if len(track_rows) == 0 or len(dets) == 0:
+            return set()
+        sim = similarity[np.ix_(track_rows, dets)]  # (t, d)
+        allowed = sim >= self.match_threshold  # (t, d)
+        # A pair allowed only with each other needs no assignment (the common case: people apart);
+        # the Hungarian method runs on what is left, where people compete.
+        per_row, per_col = allowed.sum(axis=1), allowed.sum(axis=0)  # (t,), (d,)
+        lone = allowed & (per_row[:, None] == 1) & (per_col[None, :] == 1)  # (t, d)
+        pairs = list(zip(*np.nonzero(lone)))
+        rest_r = np.nonzero((per_row > 0) & ~lone.any(axis=1))[0]
+        rest_c = np.nonzero((per_col > 0) & ~lone.any(axis=0))[0]
+        if len(rest_r) and len(rest_c):
+            sub = sim[np.ix_(rest_r, rest_c)]
+            cost = np.where(sub >= self.match_threshold, 1.0 - sub, 2.0)  # forbidden pairs cost more
+            for r, c in zip(*linear_assignment(cost)):
+                if sub[r, c] >= self.match_threshold:
+                    pairs.append((rest_r[r], rest_c[c]))
+        matched = set()
+        for r, c in pairs:
+            track_of[dets[c]] = track_rows[r]
+            matched.add(int(track_rows[r]))
+        return matched
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks: tracked, tentative and lost."""
+        return len(self._tracks)
