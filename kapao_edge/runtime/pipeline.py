@@ -147,6 +147,8 @@ class PosePipeline:
         self.imgsz = fixed_hw if fixed_hw is not None else (imgsz or 640)
         auto = fixed_hw is None
         self.preprocessor = self._part(preprocess, auto, imgsz)
+        if config is None and tracker is not None:  # the tracker's second stage needs the low-score people
+            config = PostprocessConfig.named("demo", engine.metadata.postprocess, conf_thres=tracker.low_score)
         self.config = config or PostprocessConfig.named("demo", engine.metadata.postprocess)
         self.postprocess_backend = postprocess_backend
         self.tracker = tracker
