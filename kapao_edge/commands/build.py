@@ -23,7 +23,7 @@ def build(
     verbose: Annotated[bool, typer.Option("--verbose", help="Print TensorRT's full builder log.")] = False,
 ) -> None:
     """Build a TensorRT plan (TensorRT 10/11, CUDA GPU); metadata goes to <plan>.json beside it."""
-    from kapao_edge.engines.tensorrt_backend import build_plan, parse_shape
+    from kapao_edge.build.tensorrt import build_plan, parse_shape
 
     shapes = {
         name: parse_shape(text, option=f"--{name}-shape") if text is not None else None

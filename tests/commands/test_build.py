@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kapao_edge.cli import app
+from kapao_edge.engines.tensorrt_backend import NEEDS_TENSORRT
 
 runner = CliRunner()
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -98,7 +99,7 @@ def test_valid_input_without_tensorrt_exits_2_with_what_is_needed(tiny_onnx: Pat
         "--timing-cache", str(tmp_path / "timing.cache"),
     ])
     _assert_one_line_error(
-        result, "the tensorrt backend needs TensorRT 10 or newer (pip package tensorrt) and a CUDA GPU"
+        result, NEEDS_TENSORRT
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -49,7 +49,7 @@ def _open(backend: str, checkpoint: Path, onnx_export, *, dynamic: str = "batch+
     onnx_path = onnx_export(checkpoint, dynamic=dynamic, imgsz=imgsz, batch=batch)
     if backend == "onnxruntime":
         return load_engine(onnx_path)
-    from kapao_edge.engines.tensorrt_backend import build_plan  # only reached where tensorrt imports
+    from kapao_edge.build.tensorrt import build_plan  # only reached where tensorrt imports
 
     plan = onnx_path.with_suffix(".engine")  # beside its session-scoped ONNX: built once, reused
     if not plan.is_file():

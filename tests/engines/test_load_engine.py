@@ -15,7 +15,7 @@ from kapao_edge.errors import EngineError, InputError
 def test_a_tensorrt_plan_without_tensorrt_says_what_is_needed(tmp_path, suffix: str) -> None:
     plan = tmp_path / f"model{suffix}"
     plan.write_bytes(b"\0" * 16)
-    with pytest.raises(EngineError, match=r"needs TensorRT 10 or newer \(pip package tensorrt\) and a CUDA GPU"):
+    with pytest.raises(EngineError, match=r"needs TensorRT 10 or newer and a CUDA GPU: on Jetson use the TensorRT that JetPack installs"):
         load_engine(plan)
 
 

@@ -1,0 +1,1 @@
+"""Building deployable files that need their target's toolchain: TensorRT plans."""
