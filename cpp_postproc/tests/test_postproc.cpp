@@ -3,8 +3,10 @@
 #include <cstdio>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "internal.hpp"  // detail:: internals (not installed)
 #include "kapao/postproc.hpp"
 
 namespace {
@@ -58,7 +60,7 @@ kapao::Poses run(const Rows& rows, const kapao::Config& config, kapao::ImageSize
                  kapao::ImageSize original = {640, 640}) {
     kapao::Workspace workspace;
     kapao::Poses poses;
-    kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), input, original, config,
+    kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), input, original, config,
                              workspace, poses);
     return poses;
 }
@@ -234,11 +236,11 @@ void test_candidate_filter_and_nonfinite() {
     // The partly-NaN row's best class is keypoint 0 (NaN counts as -inf), not person.
     kapao::Workspace ws;
     kapao::Poses out;
-    kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), {640, 640}, {640, 640},
+    kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), {640, 640}, {640, 640},
                              kapao::val_config(), ws, out);
-    CHECK(ws.person_run.candidates.size() == 1);
-    CHECK(ws.kp_run.candidates.size() == 1 && ws.kp_run.candidates[0].cls == 1 &&
-          ws.kp_run.candidates[0].row == 6);
+    CHECK(ws.state().person_run.candidates.size() == 1);
+    CHECK(ws.state().kp_run.candidates.size() == 1 && ws.state().kp_run.candidates[0].cls == 1 &&
+          ws.state().kp_run.candidates[0].row == 6);
 }
 
 void test_empty_input() {
@@ -247,24 +249,16 @@ void test_empty_input() {
     CHECK(poses.num_poses == 0 && poses.num_keypoints == 17);
     CHECK(poses.keypoints.empty() && poses.boxes.empty() && poses.scores.empty());
 
-    bool threw = false;
-    try {
-        kapao::Workspace ws;
-        kapao::Poses out;
-        kapao::postprocess_image(rows.data.data(), 0, 50, {640, 640}, {640, 640}, kapao::val_config(), ws, out);
-    } catch (const std::invalid_argument&) {
-        threw = true;
-    }
-    CHECK(threw);  // 50 is not 3K + 6
-    threw = false;
-    try {
-        kapao::Config config;
-        config.iou_thres = 1.5;
-        kapao::validate_config(config);
-    } catch (const std::invalid_argument&) {
-        threw = true;
-    }
-    CHECK(threw);
+    kapao::Workspace ws;
+    kapao::Poses out;
+    const kapao::Status bad_width =
+        kapao::postprocess_image(rows.data, 0, 50, {640, 640}, {640, 640}, kapao::val_config(), ws, out);
+    CHECK(!bad_width.ok());  // 50 is not 3K + 6
+    CHECK(bad_width.message().find("3K + 6") != std::string::npos);
+    kapao::Config config;
+    config.iou_thres = 1.5;
+    CHECK(!kapao::validate_config(config).ok());
+    CHECK(kapao::validate_config(kapao::Config{}).ok());
 }
 
 void test_fusion_order() {
@@ -307,6 +301,7 @@ void test_compat_clipping() {
     for (int i = 0; i < 6; ++i) row[6 + 3 + i] = coords[i];
     kapao::Config config = kapao::val_config();
     config.use_kp_dets = false;
+    config.compat = kapao::Compat::Official;
     const kapao::ImageSize input{200, 400};
     const kapao::ImageSize original{100, 200};
 
@@ -367,18 +362,18 @@ void test_steady_state_reuses_memory() {
     kapao::Workspace ws;
     kapao::Poses poses;
     const kapao::Config config = kapao::val_config();
-    kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), {640, 640}, {480, 640},
+    kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), {640, 640}, {480, 640},
                              config, ws, poses);
-    const void* candidates = ws.person_run.candidates.data();
+    const void* candidates = ws.state().person_run.candidates.data();
     const void* keypoints = poses.keypoints.data();
-    const std::size_t capacity = ws.kp_run.order.capacity();
+    const std::size_t capacity = ws.state().kp_run.order.capacity();
     for (int repeat = 0; repeat < 3; ++repeat) {
-        kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), {640, 640},
+        kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), {640, 640},
                                  {480, 640}, config, ws, poses);
     }
-    CHECK(ws.person_run.candidates.data() == candidates);
+    CHECK(ws.state().person_run.candidates.data() == candidates);
     CHECK(poses.keypoints.data() == keypoints);
-    CHECK(ws.kp_run.order.capacity() == capacity);
+    CHECK(ws.state().kp_run.order.capacity() == capacity);
 }
 
 void test_fp16_matches_fp32() {
@@ -398,9 +393,9 @@ void test_fp16_matches_fp32() {
     kapao::Poses from_half;
     kapao::Poses from_float;
     const kapao::Config config = kapao::val_config();
-    kapao::postprocess_image(half.data(), rows.count(), rows.outputs(), {640, 640}, {480, 640}, config,
+    kapao::postprocess_image(half, rows.count(), rows.outputs(), {640, 640}, {480, 640}, config,
                              ws, from_half);
-    kapao::postprocess_image(rounded.data(), rows.count(), rows.outputs(), {640, 640}, {480, 640},
+    kapao::postprocess_image(rounded, rows.count(), rows.outputs(), {640, 640}, {480, 640},
                              config, ws, from_float);
     CHECK(from_half.num_poses > 0);
     CHECK(from_half.num_poses == from_float.num_poses);
@@ -410,6 +405,52 @@ void test_fp16_matches_fp32() {
 }
 
 }  // namespace
+
+
+void test_presets_and_defaults() {
+    // Python's PostprocessConfig() defaults; official_val() == val_config(), both compat "default".
+    const kapao::Config defaults;
+    CHECK(defaults.compat == kapao::Compat::Default);
+    CHECK(defaults.conf_thres == 0.001 && defaults.iou_thres == 0.65 && defaults.overwrite_tol == 50.0);
+    const kapao::Config val = kapao::val_config();
+    CHECK(val.compat == kapao::Compat::Default && val.conf_thres == defaults.conf_thres);
+    const kapao::Config demo = kapao::demo_config();
+    CHECK(demo.compat == kapao::Compat::Default && demo.conf_thres == 0.7 && demo.overwrite_tol == 25.0);
+}
+
+void test_sizes_are_checked() {
+    Rows rows(17);
+    rows.add(100, 100, 50, 100, 0.9f, 0, 0.9f, 100, 100);
+    rows.add(300, 300, 50, 100, 0.9f, 0, 0.9f, 300, 300);
+    kapao::Workspace ws;
+    kapao::Poses out;
+    const kapao::Config config = kapao::val_config();
+    // One value short of (2, 57): refused before anything is read.
+    const kapao::Span<const float> short_view(rows.data.data(), rows.data.size() - 1);
+    kapao::Status status = kapao::postprocess_image(short_view, 2, 57, {640, 640}, {640, 640}, config, ws, out);
+    CHECK(!status.ok() && status.message().find("needs 114") != std::string::npos);
+    // A shape whose element count wraps around size_t.
+    const std::size_t huge = std::numeric_limits<std::size_t>::max() / 2;
+    status = kapao::postprocess_image(rows.data, huge, 57, {640, 640}, {640, 640}, config, ws, out);
+    CHECK(!status.ok());
+    // Batch offsets: 2 images of 1 row need 2 sizes and exactly 2 * 57 values.
+    std::vector<kapao::Poses> batch_out;
+    const std::vector<kapao::ImageSize> one_size = {{640, 640}};
+    status = kapao::postprocess_batch(rows.data, 2, 1, 57, {640, 640}, one_size, config, ws, batch_out);
+    CHECK(!status.ok() && batch_out.empty());
+    const std::vector<kapao::ImageSize> sizes = {{640, 640}, {480, 640}};
+    status = kapao::postprocess_batch(rows.data, 3, 1, 57, {640, 640}, sizes, config, ws, batch_out);
+    CHECK(!status.ok() && batch_out.empty());
+    status = kapao::postprocess_batch(rows.data, 2, 1, 57, {640, 640}, sizes, config, ws, batch_out);
+    CHECK(status.ok() && batch_out.size() == 2);
+    CHECK(batch_out[0].num_poses == 1 && batch_out[1].num_poses == 1);
+    // Non-positive image sizes and a null pointer with a non-zero size.
+    status = kapao::postprocess_image(rows.data, 2, 57, {0, 640}, {640, 640}, config, ws, out);
+    CHECK(!status.ok());
+    status = kapao::postprocess_image(kapao::Span<const float>(nullptr, 114), 2, 57, {640, 640},
+                                      {640, 640}, config, ws, out);
+    CHECK(!status.ok());
+}
 
 int main() {
     test_half_conversion();
@@ -423,6 +464,8 @@ int main() {
     test_combined_run_and_letterbox();
     test_steady_state_reuses_memory();
     test_fp16_matches_fp32();
+    test_presets_and_defaults();
+    test_sizes_are_checked();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
