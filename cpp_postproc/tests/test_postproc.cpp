@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "internal.hpp"  // detail:: internals (not installed)
+#include "kapao/letterbox.hpp"
+#include "kapao/model.hpp"
 #include "kapao/postproc.hpp"
 
 namespace {
@@ -452,6 +454,54 @@ void test_sizes_are_checked() {
     CHECK(!status.ok());
 }
 
+
+void test_letterbox_geometry() {
+    // Official fixture values: 333x517 to 320 (auto: 256x320, pad 25 top), 700x500 to 320 not auto.
+    kapao::LetterboxGeometry g;
+    CHECK(kapao::letterbox_geometry({333, 517}, {320, 320}, 64, true, true, g).ok());
+    CHECK(g.input.height == 256 && g.input.width == 320 && g.pad_y == 25.0 && g.pad_x == 0.0);
+    CHECK(g.resized.height == 206 && g.resized.width == 320 && g.top == 25 && g.bottom == 25);
+    CHECK(kapao::letterbox_geometry({700, 500}, {320, 320}, 64, false, true, g).ok());
+    CHECK(g.input.height == 320 && g.input.width == 320 && g.pad_x == 45.5 && g.left == 45 && g.right == 46);
+    // Back-projection inverts the scale and padding (the post-processor's scale_coords).
+    CHECK(kapao::letterbox_geometry({480, 640}, {640, 640}, 64, true, true, g).ok());
+    CHECK(g.input.height == 512 && g.to_original_y(16.0f) == 0.0f && g.to_original_x(100.0f) == 100.0f);
+    CHECK(!kapao::letterbox_geometry({0, 640}, {640, 640}, 64, true, true, g).ok());
+    CHECK(!kapao::letterbox_geometry({480, 640}, {640, 640}, 0, true, true, g).ok());
+}
+
+void test_model_metadata() {
+    const std::string json = R"({"anchors": [[19.0, 27.0]], "input_shape": ["batch", 3, "height", "width"],
+        "num_keypoints": 17, "postprocess": {"overwrite_tol": 12.0}, "preset": "coco", "name": "a \"quoted\" \u00e9",
+        "input_format": "uint8", "max_candidates": 200, "calibration": null, "ok": true})";
+    kapao::ModelInfo model;
+    const kapao::Status status = kapao::parse_model_info(json, model);
+    CHECK(status.ok());
+    CHECK(model.preset == "coco" && model.num_keypoints == 17 && model.dynamic_hw() && model.batch == -1);
+    CHECK(model.input_format == kapao::InputFormat::Uint8 && model.max_candidates == 200);
+    kapao::Config config;
+    CHECK(kapao::recommended_config(model, kapao::demo_config(), config).ok());
+    CHECK(config.overwrite_tol == 12.0 && config.conf_thres == 0.7);
+
+    kapao::ModelInfo fixed;
+    CHECK(kapao::parse_model_info(R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 448, 640]})", fixed).ok());
+    CHECK(!fixed.dynamic_hw() && fixed.height == 448 && fixed.width == 640 && fixed.batch == 1);
+    CHECK(fixed.input_format == kapao::InputFormat::Float && fixed.max_candidates == 0);
+
+    // Malformed or ill-typed metadata is an error, never a crash.
+    for (const char* bad : {"", "{", "[1, 2]", R"({"preset": "coco"})", R"({"preset": "coco", "num_keypoints": 1.5,
+            "input_shape": [1, 3, 64, 64]})", R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64]})",
+            R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64, 64], "input_format": "half"})",
+            R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64, 64]} trailing)"}) {
+        kapao::ModelInfo ignored;
+        CHECK(!kapao::parse_model_info(bad, ignored).ok());
+    }
+    kapao::ModelInfo unknown_option;
+    CHECK(kapao::parse_model_info(R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64, 64],
+        "postprocess": {"nms_magic": 3}})", unknown_option).ok());
+    CHECK(!kapao::recommended_config(unknown_option, kapao::demo_config(), config).ok());
+}
+
 int main() {
     test_half_conversion();
     test_iou_edge_cases();
@@ -466,6 +516,8 @@ int main() {
     test_fp16_matches_fp32();
     test_presets_and_defaults();
     test_sizes_are_checked();
+    test_letterbox_geometry();
+    test_model_metadata();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
