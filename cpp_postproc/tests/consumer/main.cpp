@@ -2,6 +2,9 @@
 #include <cstdio>
 #include <vector>
 
+#ifdef KAPAO_CONSUMER_ENGINES
+#include <kapao/engine.hpp>
+#endif
 #include <kapao/letterbox.hpp>
 #include <kapao/postproc.hpp>
 
@@ -48,6 +51,16 @@ int main() {
         std::fprintf(stderr, "a short buffer was accepted\n");
         return 1;
     }
+#ifdef KAPAO_CONSUMER_ENGINES
+    // The engines library and its runtime resolve from the installed prefix alone.
+    std::unique_ptr<kapao::Engine> engine;
+    const kapao::Status missing = kapao::open_engine("no-such-model.onnx", {}, engine);
+    if (missing.ok() || missing.message().find("not found") == std::string::npos) {
+        std::fprintf(stderr, "open_engine accepted a missing file\n");
+        return 1;
+    }
+    std::printf("engines: %s\n", kapao::engine_runtimes());
+#endif
     std::printf("consumer OK: %zu pose, size error reported: %s\n", poses.num_poses,
                 status.message().c_str());
     return 0;
