@@ -154,3 +154,110 @@ def test_model_whose_output_is_not_kapao(example_binary: Path, bundled_onnx: Pat
 
     run = run_example(example_binary, wrong, clip, tmp_path / "out")
     assert_failed_cleanly(run, tmp_path / "out", "not KAPAO's")
+
+
+def wrap_model(source: Path, target: Path, *, uint8_input: bool, max_candidates: int | None,
+               floor: float = 0.01) -> None:
+    """Today's float / all-rows export rewritten into the file formats of `export --input uint8` and
+    `--max-candidates K`, with ONNX ops, so the engine's handling of both is checked before the
+    exporter writes them: uint8 (B, H, W, 3) BGR in, and K rows of highest objectness above a
+    floor, in row order, zero rows as padding, plus num_candidates (B,) int32."""
+    import json as json_module
+
+    import onnx
+    from onnx import TensorProto, compose, helper
+
+    model = onnx.load(str(source))
+    metadata = json_module.loads({p.key: p.value for p in model.metadata_props}["kapao_edge"])
+    num_outputs = 3 * metadata["num_keypoints"] + 6
+    if uint8_input:
+        pixels = helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", "height", "width", 3])
+        scaled = helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+        nodes = [
+            helper.make_node("Cast", ["images"], ["as_float"], to=TensorProto.FLOAT),
+            helper.make_node("Div", ["as_float", "k255"], ["unit"]),  # v / 255 in float32, as NumPy
+            helper.make_node("Gather", ["unit", "bgr_to_rgb"], ["rgb"], axis=3),
+            helper.make_node("Transpose", ["rgb"], ["scaled"], perm=[0, 3, 1, 2]),
+        ]
+        init = [helper.make_tensor("k255", TensorProto.FLOAT, [], [255.0]),
+                helper.make_tensor("bgr_to_rgb", TensorProto.INT64, [3], [2, 1, 0])]
+        pre = helper.make_model(helper.make_graph(nodes, "uint8_input", [pixels], [scaled], initializer=init),
+                                opset_imports=model.opset_import)
+        pre.ir_version = model.ir_version
+        model = compose.merge_models(pre, model, io_map=[("scaled", "images")], prefix2="net_")
+        metadata["input_format"] = "uint8"
+    if max_candidates is not None:
+        full = "all_rows"  # the (B, N, No) output becomes an inner value
+        for node in model.graph.node:
+            node.output[:] = [full if name == model.graph.output[0].name else name for name in node.output]
+        k = max_candidates
+        nodes = [
+            helper.make_node("Gather", [full, "four"], ["objectness"], axis=2),  # (B, N)
+            helper.make_node("Greater", ["objectness", "floor"], ["above"]),
+            helper.make_node("Cast", ["above"], ["above_i32"], to=TensorProto.INT32),
+            helper.make_node("ReduceSum", ["above_i32", "axis1"], ["num_candidates"], keepdims=0),  # (B,)
+            helper.make_node("Where", ["above", "objectness", "minus_one"], ["score"]),
+            helper.make_node("TopK", ["score", "k"], ["top_values", "top_rows"], axis=1),  # (B, K)
+            helper.make_node("Cast", ["top_rows"], ["top_rows_f"], to=TensorProto.FLOAT),
+            helper.make_node("Neg", ["top_rows_f"], ["negated"]),
+            helper.make_node("TopK", ["negated", "k"], ["_", "order"], axis=1),  # ascending row order
+            helper.make_node("GatherElements", ["top_rows", "order"], ["rows"], axis=1),  # (B, K)
+            helper.make_node("GatherElements", ["above_i32", "rows"], ["valid"], axis=1),
+            helper.make_node("Cast", ["valid"], ["valid_f"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["rows", "axis2"], ["rows3"]),  # (B, K, 1)
+            helper.make_node("Shape", ["rows3"], ["rows3_shape"]),
+            helper.make_node("Slice", ["rows3_shape", "zero", "two", "zero"], ["bk"]),
+            helper.make_node("Concat", ["bk", "no"], ["gather_shape"], axis=0),
+            helper.make_node("Expand", ["rows3", "gather_shape"], ["gather_rows"]),  # (B, K, No)
+            helper.make_node("GatherElements", [full, "gather_rows"], ["selected"], axis=1),
+            helper.make_node("Unsqueeze", ["valid_f", "axis2"], ["valid3"]),
+            helper.make_node("Mul", ["selected", "valid3"], ["predictions"]),  # zero rows: padding
+        ]
+        ints = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+        init = [helper.make_tensor("four", TensorProto.INT64, [], [4]),
+                helper.make_tensor("floor", TensorProto.FLOAT, [], [floor]),
+                helper.make_tensor("minus_one", TensorProto.FLOAT, [], [-1.0]),
+                ints("axis1", [1]), ints("axis2", [2]), ints("k", [k]), ints("zero", [0]), ints("two", [2]),
+                ints("no", [num_outputs])]
+        graph = model.graph
+        graph.node.extend(nodes)
+        graph.initializer.extend(init)
+        del graph.output[:]
+        graph.output.extend([
+            helper.make_tensor_value_info("predictions", TensorProto.FLOAT, ["batch", k, num_outputs]),
+            helper.make_tensor_value_info("num_candidates", TensorProto.INT32, ["batch"]),
+        ])
+        metadata["max_candidates"] = k
+    del model.metadata_props[:]
+    helper.set_model_props(model, {"kapao_edge": json.dumps(metadata)})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+
+
+@pytest.mark.parametrize(("uint8_input", "max_candidates"), [(True, None), (False, 300), (True, 300)])
+def test_uint8_and_compact_files(example_binary: Path, bundled_onnx: Path, clip: Path, tmp_path: Path,
+                                 uint8_input: bool, max_candidates: int | None) -> None:
+    """The same poses from the file formats the exporter's --input uint8 / --max-candidates write."""
+    wrapped = tmp_path / "wrapped.onnx"
+    wrap_model(bundled_onnx, wrapped, uint8_input=uint8_input, max_candidates=max_candidates)
+    reference = run_example(example_binary, bundled_onnx, clip, tmp_path / "full")
+    run = run_example(example_binary, wrapped, clip, tmp_path / "wrapped")
+    assert reference.returncode == 0 and run.returncode == 0, run.stderr
+    want = (tmp_path / "full" / "poses.jsonl").read_text().splitlines()
+    got = (tmp_path / "wrapped" / "poses.jsonl").read_text().splitlines()
+    assert len(got) == len(want) == NUM_FRAMES
+    for index, (line, reference_line) in enumerate(zip(got, want)):
+        poses, reference_poses = json.loads(line)["poses"], json.loads(reference_line)["poses"]
+        assert len(poses) == len(reference_poses), f"frame {index}"
+        for pose, reference_pose in zip(poses, reference_poses):
+            np.testing.assert_allclose(pose["keypoints"], reference_pose["keypoints"], atol=1e-3)
+            np.testing.assert_allclose(pose["box"], reference_pose["box"], atol=1e-3)
+
+
+def test_compact_file_warns_when_candidates_were_dropped(example_binary: Path, bundled_onnx: Path, clip: Path,
+                                                        tmp_path: Path) -> None:
+    wrapped = tmp_path / "tiny.onnx"
+    wrap_model(bundled_onnx, wrapped, uint8_input=False, max_candidates=5, floor=0.0)
+    run = run_example(example_binary, wrapped, clip, tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert "candidates above the floor, 5 kept" in run.stderr
