@@ -112,6 +112,7 @@ public:
     Workspace(const Workspace&) = delete;
     Workspace& operator=(const Workspace&) = delete;
 
+    // The library's scratch state (an incomplete type here): for its own sources and unit tests.
     detail::WorkspaceState& state() noexcept { return *state_; }
 
 private:
