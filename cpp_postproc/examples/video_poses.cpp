@@ -9,6 +9,7 @@
 // renamed at the end, so a failed run leaves no partial files.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -144,17 +145,31 @@ std::string partial_name(const std::string& path) {
     return path.substr(0, dot) + ".partial" + path.substr(dot);
 }
 
+// %.9g round-trips float32 exactly; JSON has no NaN or infinity, so those are written as null.
+void write_number(std::FILE* out, const char* before, float value) {
+    if (std::isfinite(value)) {
+        std::fprintf(out, "%s%.9g", before, static_cast<double>(value));
+    } else {
+        std::fprintf(out, "%snull", before);
+    }
+}
+
 void write_json_line(std::FILE* out, long frame, const kapao::Poses& poses) {
     std::fprintf(out, "{\"frame\": %ld, \"poses\": [", frame);
     for (std::size_t p = 0; p < poses.num_poses; ++p) {
         const float* box = &poses.boxes[4 * p];
-        std::fprintf(out, "%s{\"score\": %.9g, \"box\": [%.9g, %.9g, %.9g, %.9g], \"keypoints\": [", p ? ", " : "",
-                     static_cast<double>(poses.scores[p]), static_cast<double>(box[0]), static_cast<double>(box[1]),
-                     static_cast<double>(box[2]), static_cast<double>(box[3]));
+        write_number(out, p ? ", {\"score\": " : "{\"score\": ", poses.scores[p]);
+        write_number(out, ", \"box\": [", box[0]);
+        write_number(out, ", ", box[1]);
+        write_number(out, ", ", box[2]);
+        write_number(out, ", ", box[3]);
+        std::fprintf(out, "], \"keypoints\": [");
         for (std::size_t k = 0; k < poses.num_keypoints; ++k) {
-            const float* kp = &poses.keypoints[3 * (p * poses.num_keypoints + k)];
-            std::fprintf(out, "%s[%.9g, %.9g, %.9g]", k ? ", " : "", static_cast<double>(kp[0]),
-                         static_cast<double>(kp[1]), static_cast<double>(kp[2]));
+            const float* kp = &poses.keypoints[3 * (p * poses.num_keypoints + k)];  // x, y, conf
+            write_number(out, k ? ", [" : "[", kp[0]);
+            write_number(out, ", ", kp[1]);
+            write_number(out, ", ", kp[2]);
+            std::fprintf(out, "]");
         }
         std::fprintf(out, "]}");
     }
