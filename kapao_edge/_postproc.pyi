@@ -1,6 +1,6 @@
 """Type stub of the compiled C++ post-processor (cpp_postproc/python/bindings.cpp)."""
 
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +19,7 @@ def postprocess(
     max_det: int = 300,
     max_nms: int = 30000,
     use_kp_dets: bool = True,
-    compat: Literal["official", "default"] = "official",
+    compat: Literal["official", "default"] = "default",
 ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
     """One (keypoints (P, K, 3), boxes (P, 4), scores (P,)) tuple per image of a (B, N, No) batch.
 
@@ -27,3 +27,12 @@ def postprocess(
     place with the GIL released. TypeError for another dtype, ValueError for a bad shape, layout or
     setting.
     """
+
+def default_config() -> dict[str, Any]:
+    """``kapao::Config{}`` field by field (equals ``PostprocessConfig()``)."""
+
+def val_config() -> dict[str, Any]:
+    """``kapao::val_config()`` field by field (equals ``PostprocessConfig.official_val()``)."""
+
+def demo_config() -> dict[str, Any]:
+    """``kapao::demo_config()`` field by field (equals ``PostprocessConfig.official_demo()``)."""

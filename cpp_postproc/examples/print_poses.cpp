@@ -61,12 +61,15 @@ int main(int argc, char** argv) {
         // Reuse these two across frames in a real app: then steady-state calls allocate nothing.
         kapao::Workspace workspace;
         std::vector<kapao::Poses> results;
-        if (file.dtype == 0) {
-            kapao::postprocess_batch(file.values_f32.data(), file.batch, file.num_rows, file.num_outputs,
-                                     file.input, file.originals.data(), config, workspace, results);
-        } else {
-            kapao::postprocess_batch(file.values_f16.data(), file.batch, file.num_rows, file.num_outputs,
-                                     file.input, file.originals.data(), config, workspace, results);
+        const kapao::Status status =
+            file.dtype == 0
+                ? kapao::postprocess_batch(file.values_f32, file.batch, file.num_rows, file.num_outputs,
+                                           file.input, file.originals, config, workspace, results)
+                : kapao::postprocess_batch(file.values_f16, file.batch, file.num_rows, file.num_outputs,
+                                           file.input, file.originals, config, workspace, results);
+        if (!status.ok()) {
+            std::fprintf(stderr, "error: %s\n", status.message().c_str());
+            return 1;
         }
         for (std::size_t b = 0; b < results.size(); ++b) {
             const kapao::Poses& poses = results[b];

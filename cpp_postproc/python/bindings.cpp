@@ -94,8 +94,13 @@ py::list postprocess(const py::array& predictions, std::pair<int, int> input_hw,
     config.max_nms = max_nms;
     config.use_kp_dets = use_kp_dets;
     config.compat = parse_compat(compat);
-    kapao::validate_config(config);  // std::invalid_argument -> ValueError
-    kapao::keypoints_from_outputs(num_outputs);
+    if (const kapao::Status status = kapao::validate_config(config); !status.ok()) {
+        throw py::value_error(status.message());
+    }
+    if (kapao::keypoints_from_outputs(num_outputs) == 0) {
+        throw py::value_error("a prediction row must have 3K + 6 values (K >= 1 keypoints), got " +
+                              std::to_string(num_outputs));
+    }
 
     std::vector<kapao::ImageSize> originals;
     originals.reserve(batch);
@@ -108,15 +113,22 @@ py::list postprocess(const py::array& predictions, std::pair<int, int> input_hw,
     thread_local kapao::Workspace workspace;
     thread_local std::vector<kapao::Poses> results;
     const void* data = predictions.data();
+    const auto size = static_cast<std::size_t>(predictions.size());  // B * N * No values
+    kapao::Status status;
     {
         py::gil_scoped_release release;
         if (type == InputType::Float32) {
-            kapao::postprocess_batch(static_cast<const float*>(data), batch, num_rows, num_outputs,
-                                     input, originals.data(), config, workspace, results);
+            status = kapao::postprocess_batch(
+                kapao::Span<const float>(static_cast<const float*>(data), size), batch, num_rows,
+                num_outputs, input, originals, config, workspace, results);
         } else {
-            kapao::postprocess_batch(static_cast<const std::uint16_t*>(data), batch, num_rows,
-                                     num_outputs, input, originals.data(), config, workspace, results);
+            status = kapao::postprocess_batch(
+                kapao::Span<const std::uint16_t>(static_cast<const std::uint16_t*>(data), size), batch,
+                num_rows, num_outputs, input, originals, config, workspace, results);
         }
+    }
+    if (!status.ok()) {
+        throw py::value_error(status.message());
     }
 
     py::list out;
@@ -129,18 +141,43 @@ py::list postprocess(const py::array& predictions, std::pair<int, int> input_hw,
     return out;
 }
 
+py::dict config_dict(const kapao::Config& config) {
+    py::dict d;
+    d["conf_thres"] = config.conf_thres;
+    d["iou_thres"] = config.iou_thres;
+    d["conf_thres_kp"] = config.conf_thres_kp;
+    d["iou_thres_kp"] = config.iou_thres_kp;
+    d["conf_thres_kp_person"] = config.conf_thres_kp_person;
+    d["overwrite_tol"] = config.overwrite_tol;
+    d["max_det"] = config.max_det;
+    d["max_nms"] = config.max_nms;
+    d["use_kp_dets"] = config.use_kp_dets;
+    d["compat"] = config.compat == kapao::Compat::Official ? "official" : "default";
+    return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_postproc, m) {
     m.doc() = "KAPAO post-processing in C++: filter, class-aware NMS, scale back, keypoint fusion.";
+    const kapao::Config defaults;  // keyword defaults = kapao::Config{} = PostprocessConfig()
     m.def("postprocess", &postprocess, py::arg("predictions"), py::arg("input_hw"),
-          py::arg("original_hws"), py::kw_only(), py::arg("conf_thres") = 0.001,
-          py::arg("iou_thres") = 0.65, py::arg("conf_thres_kp") = 0.2, py::arg("iou_thres_kp") = 0.25,
-          py::arg("conf_thres_kp_person") = 0.3, py::arg("overwrite_tol") = 50.0,
-          py::arg("max_det") = 300, py::arg("max_nms") = 30000, py::arg("use_kp_dets") = true,
-          py::arg("compat") = "official",
+          py::arg("original_hws"), py::kw_only(), py::arg("conf_thres") = defaults.conf_thres,
+          py::arg("iou_thres") = defaults.iou_thres, py::arg("conf_thres_kp") = defaults.conf_thres_kp,
+          py::arg("iou_thres_kp") = defaults.iou_thres_kp,
+          py::arg("conf_thres_kp_person") = defaults.conf_thres_kp_person,
+          py::arg("overwrite_tol") = defaults.overwrite_tol, py::arg("max_det") = defaults.max_det,
+          py::arg("max_nms") = defaults.max_nms, py::arg("use_kp_dets") = defaults.use_kp_dets,
+          py::arg("compat") = std::string(defaults.compat == kapao::Compat::Official ? "official" : "default"),
           R"doc(Poses for each image of a (B, N, No) float32/float16 C-contiguous prediction batch.
 
 Returns one (keypoints (P, K, 3), boxes (P, 4), scores (P,)) float32 tuple per image.
 Raises TypeError for other dtypes and ValueError for bad shapes, layouts or settings.)doc");
+    // The C++ presets, field by field as PostprocessConfig names them (compared in a test).
+    m.def("default_config", [] { return config_dict(kapao::Config{}); },
+          "kapao::Config{} as a dict (PostprocessConfig() in Python).");
+    m.def("val_config", [] { return config_dict(kapao::val_config()); },
+          "kapao::val_config() as a dict (PostprocessConfig.official_val()).");
+    m.def("demo_config", [] { return config_dict(kapao::demo_config()); },
+          "kapao::demo_config() as a dict (PostprocessConfig.official_demo()).");
 }

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "kapao/postproc.hpp"
+#include "internal.hpp"
 
 namespace kapao::detail {
 namespace {

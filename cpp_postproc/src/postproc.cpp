@@ -7,13 +7,14 @@
 #include <stdexcept>
 #include <string>
 
-#include "kapao/postproc.hpp"
+#include "internal.hpp"
 
 namespace kapao {
 namespace {
 
 using detail::Candidate;
 using detail::NmsRun;
+using detail::WorkspaceState;
 
 inline float load(const float* p) noexcept { return *p; }
 inline float load(const std::uint16_t* p) noexcept { return half_to_float(*p); }
@@ -41,7 +42,7 @@ Plan make_plan(const Config& config) {
 // One pass over the rows; the objectness test comes first so most rows cost one load.
 template <class T>
 void collect_candidates(const T* predictions, std::size_t num_rows, std::size_t num_outputs,
-                        std::size_t num_classes, const Plan& plan, Workspace& ws) {
+                        std::size_t num_classes, const Plan& plan, WorkspaceState& ws) {
     std::vector<Candidate>& persons = ws.person_run.candidates;  // every class if combined
     std::vector<Candidate>& keypoints = ws.kp_run.candidates;
     persons.clear();
@@ -138,9 +139,14 @@ inline float clip(float value, float hi) noexcept {
     return value < 0.0f ? 0.0f : (value > hi ? hi : value);
 }
 
+void check_config(const Config& config);
+
 void validate_sizes(std::size_t num_rows, std::size_t num_outputs, ImageSize input,
                     ImageSize original) {
-    keypoints_from_outputs(num_outputs);
+    if (keypoints_from_outputs(num_outputs) == 0) {
+        throw std::invalid_argument("a prediction row must have 3K + 6 values (K >= 1 keypoints), got " +
+                                    std::to_string(num_outputs));
+    }
     if (num_rows > std::numeric_limits<std::uint32_t>::max()) {
         throw std::invalid_argument("too many prediction rows: " + std::to_string(num_rows) +
                                     " (at most 2^32 - 1 per image)");
@@ -159,8 +165,8 @@ void validate_sizes(std::size_t num_rows, std::size_t num_outputs, ImageSize inp
 template <class T>
 void postprocess_image_impl(const T* predictions, std::size_t num_rows, std::size_t num_outputs,
                             ImageSize input, ImageSize original, const Config& config,
-                            Workspace& ws, Poses& out) {
-    validate_config(config);
+                            WorkspaceState& ws, Poses& out) {
+    check_config(config);
     validate_sizes(num_rows, num_outputs, input, original);
     const std::size_t num_keypoints = keypoints_from_outputs(num_outputs);
     const std::size_t num_classes = num_keypoints + 1;
@@ -287,20 +293,6 @@ void postprocess_image_impl(const T* predictions, std::size_t num_rows, std::siz
     }
 }
 
-template <class T>
-void postprocess_batch_impl(const T* predictions, std::size_t batch, std::size_t num_rows,
-                            std::size_t num_outputs, ImageSize input, const ImageSize* originals,
-                            const Config& config, Workspace& ws, std::vector<Poses>& out) {
-    if (batch > 0 && originals == nullptr) {
-        throw std::invalid_argument("postprocess_batch: originals must hold one size per image");
-    }
-    out.resize(batch);
-    for (std::size_t b = 0; b < batch; ++b) {
-        postprocess_image_impl(predictions + b * num_rows * num_outputs, num_rows, num_outputs,
-                               input, originals[b], config, ws, out[b]);
-    }
-}
-
 void check_unit_interval(const char* name, double value) {
     if (!(value >= 0.0 && value <= 1.0)) {
         throw std::invalid_argument(std::string(name) + " must be in [0, 1], got " +
@@ -308,22 +300,7 @@ void check_unit_interval(const char* name, double value) {
     }
 }
 
-}  // namespace
-
-Config val_config() { return Config{}; }
-
-Config demo_config() {
-    Config config;
-    config.conf_thres = 0.7;
-    config.iou_thres = 0.45;
-    config.conf_thres_kp = 0.5;
-    config.iou_thres_kp = 0.45;
-    config.conf_thres_kp_person = 0.2;
-    config.overwrite_tol = 25.0;
-    return config;
-}
-
-void validate_config(const Config& config) {
+void check_config(const Config& config) {
     check_unit_interval("conf_thres", config.conf_thres);
     check_unit_interval("iou_thres", config.iou_thres);
     check_unit_interval("conf_thres_kp", config.conf_thres_kp);
@@ -342,40 +319,142 @@ void validate_config(const Config& config) {
     }
 }
 
-std::size_t keypoints_from_outputs(std::size_t num_outputs) {
+// a * b, or an error when the product does not fit in size_t (a hostile shape must not wrap).
+std::size_t checked_product(std::size_t a, std::size_t b) {
+    if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a) {
+        throw std::invalid_argument("prediction shape is too large");
+    }
+    return a * b;
+}
+
+template <class T>
+void postprocess_batch_impl(Span<const T> predictions, std::size_t batch, std::size_t num_rows,
+                            std::size_t num_outputs, ImageSize input, Span<const ImageSize> originals,
+                            const Config& config, WorkspaceState& ws, std::vector<Poses>& out) {
+    const std::size_t per_image = checked_product(num_rows, num_outputs);
+    const std::size_t expected = checked_product(batch, per_image);
+    if (predictions.size() != expected) {
+        throw std::invalid_argument(
+            "predictions hold " + std::to_string(predictions.size()) + " values, but shape (" +
+            std::to_string(batch) + ", " + std::to_string(num_rows) + ", " +
+            std::to_string(num_outputs) + ") needs " + std::to_string(expected));
+    }
+    if (expected > 0 && predictions.data() == nullptr) {
+        throw std::invalid_argument("predictions point nowhere");
+    }
+    if (originals.size() != batch) {
+        throw std::invalid_argument("originals hold " + std::to_string(originals.size()) +
+                                    " sizes for a batch of " + std::to_string(batch) + " images");
+    }
+    // Check everything first, so that an error leaves `out` as it was.
+    check_config(config);
+    for (std::size_t b = 0; b < batch; ++b) {
+        validate_sizes(num_rows, num_outputs, input, originals[b]);
+    }
+    out.resize(batch);
+    for (std::size_t b = 0; b < batch; ++b) {
+        postprocess_image_impl(predictions.data() + b * per_image, num_rows, num_outputs, input,
+                               originals[b], config, ws, out[b]);
+    }
+}
+
+template <class T>
+Status guarded_image(Span<const T> predictions, std::size_t num_rows, std::size_t num_outputs,
+                     ImageSize input, ImageSize original, const Config& config, Workspace& workspace,
+                     Poses& out) noexcept {
+    try {
+        const std::size_t expected = checked_product(num_rows, num_outputs);
+        if (predictions.size() != expected) {
+            return Status::Error("predictions hold " + std::to_string(predictions.size()) +
+                                 " values, but shape (" + std::to_string(num_rows) + ", " +
+                                 std::to_string(num_outputs) + ") needs " + std::to_string(expected));
+        }
+        if (expected > 0 && predictions.data() == nullptr) {
+            return Status::Error("predictions point nowhere");
+        }
+        postprocess_image_impl(predictions.data(), num_rows, num_outputs, input, original, config,
+                               workspace.state(), out);
+        return Status();
+    } catch (const std::exception& error) {  // invalid_argument from a check, or bad_alloc
+        return Status::Error(error.what());
+    }
+}
+
+template <class T>
+Status guarded_batch(Span<const T> predictions, std::size_t batch, std::size_t num_rows,
+                     std::size_t num_outputs, ImageSize input, Span<const ImageSize> originals,
+                     const Config& config, Workspace& workspace, std::vector<Poses>& out) noexcept {
+    try {
+        postprocess_batch_impl(predictions, batch, num_rows, num_outputs, input, originals, config,
+                               workspace.state(), out);
+        return Status();
+    } catch (const std::exception& error) {
+        return Status::Error(error.what());
+    }
+}
+
+}  // namespace
+
+Workspace::Workspace() : state_(std::make_unique<detail::WorkspaceState>()) {}
+Workspace::~Workspace() = default;
+Workspace::Workspace(Workspace&&) noexcept = default;
+Workspace& Workspace::operator=(Workspace&&) noexcept = default;
+
+Config val_config() { return Config{}; }
+
+Config demo_config() {
+    Config config;
+    config.conf_thres = 0.7;
+    config.iou_thres = 0.45;
+    config.conf_thres_kp = 0.5;
+    config.iou_thres_kp = 0.45;
+    config.conf_thres_kp_person = 0.2;
+    config.overwrite_tol = 25.0;
+    return config;
+}
+
+Status validate_config(const Config& config) {
+    try {
+        check_config(config);
+        return Status();
+    } catch (const std::exception& error) {
+        return Status::Error(error.what());
+    }
+}
+
+std::size_t keypoints_from_outputs(std::size_t num_outputs) noexcept {
     if (num_outputs < 9 || (num_outputs - 6) % 3 != 0) {
-        throw std::invalid_argument("a prediction row must have 3K + 6 values (K >= 1 keypoints), got " +
-                                    std::to_string(num_outputs));
+        return 0;
     }
     return (num_outputs - 6) / 3;
 }
 
-void postprocess_image(const float* predictions, std::size_t num_rows, std::size_t num_outputs,
-                       ImageSize input, ImageSize original, const Config& config,
-                       Workspace& workspace, Poses& out) {
-    postprocess_image_impl(predictions, num_rows, num_outputs, input, original, config, workspace, out);
+Status postprocess_image(Span<const float> predictions, std::size_t num_rows,
+                         std::size_t num_outputs, ImageSize input, ImageSize original,
+                         const Config& config, Workspace& workspace, Poses& out) {
+    return guarded_image(predictions, num_rows, num_outputs, input, original, config, workspace, out);
 }
 
-void postprocess_image(const std::uint16_t* predictions_fp16, std::size_t num_rows,
-                       std::size_t num_outputs, ImageSize input, ImageSize original,
-                       const Config& config, Workspace& workspace, Poses& out) {
-    postprocess_image_impl(predictions_fp16, num_rows, num_outputs, input, original, config,
-                           workspace, out);
+Status postprocess_image(Span<const std::uint16_t> predictions_fp16, std::size_t num_rows,
+                         std::size_t num_outputs, ImageSize input, ImageSize original,
+                         const Config& config, Workspace& workspace, Poses& out) {
+    return guarded_image(predictions_fp16, num_rows, num_outputs, input, original, config,
+                         workspace, out);
 }
 
-void postprocess_batch(const float* predictions, std::size_t batch, std::size_t num_rows,
-                       std::size_t num_outputs, ImageSize input, const ImageSize* originals,
-                       const Config& config, Workspace& workspace, std::vector<Poses>& out) {
-    postprocess_batch_impl(predictions, batch, num_rows, num_outputs, input, originals, config,
-                           workspace, out);
+Status postprocess_batch(Span<const float> predictions, std::size_t batch, std::size_t num_rows,
+                         std::size_t num_outputs, ImageSize input, Span<const ImageSize> originals,
+                         const Config& config, Workspace& workspace, std::vector<Poses>& out) {
+    return guarded_batch(predictions, batch, num_rows, num_outputs, input, originals, config,
+                         workspace, out);
 }
 
-void postprocess_batch(const std::uint16_t* predictions_fp16, std::size_t batch,
-                       std::size_t num_rows, std::size_t num_outputs, ImageSize input,
-                       const ImageSize* originals, const Config& config, Workspace& workspace,
-                       std::vector<Poses>& out) {
-    postprocess_batch_impl(predictions_fp16, batch, num_rows, num_outputs, input, originals,
-                           config, workspace, out);
+Status postprocess_batch(Span<const std::uint16_t> predictions_fp16, std::size_t batch,
+                         std::size_t num_rows, std::size_t num_outputs, ImageSize input,
+                         Span<const ImageSize> originals, const Config& config,
+                         Workspace& workspace, std::vector<Poses>& out) {
+    return guarded_batch(predictions_fp16, batch, num_rows, num_outputs, input, originals, config,
+                         workspace, out);
 }
 
 }  // namespace kapao

@@ -3,8 +3,12 @@
 #include <cstdio>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "internal.hpp"  // detail:: internals (not installed)
+#include "kapao/letterbox.hpp"
+#include "kapao/model.hpp"
 #include "kapao/postproc.hpp"
 
 namespace {
@@ -58,7 +62,7 @@ kapao::Poses run(const Rows& rows, const kapao::Config& config, kapao::ImageSize
                  kapao::ImageSize original = {640, 640}) {
     kapao::Workspace workspace;
     kapao::Poses poses;
-    kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), input, original, config,
+    kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), input, original, config,
                              workspace, poses);
     return poses;
 }
@@ -234,11 +238,11 @@ void test_candidate_filter_and_nonfinite() {
     // The partly-NaN row's best class is keypoint 0 (NaN counts as -inf), not person.
     kapao::Workspace ws;
     kapao::Poses out;
-    kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), {640, 640}, {640, 640},
+    kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), {640, 640}, {640, 640},
                              kapao::val_config(), ws, out);
-    CHECK(ws.person_run.candidates.size() == 1);
-    CHECK(ws.kp_run.candidates.size() == 1 && ws.kp_run.candidates[0].cls == 1 &&
-          ws.kp_run.candidates[0].row == 6);
+    CHECK(ws.state().person_run.candidates.size() == 1);
+    CHECK(ws.state().kp_run.candidates.size() == 1 && ws.state().kp_run.candidates[0].cls == 1 &&
+          ws.state().kp_run.candidates[0].row == 6);
 }
 
 void test_empty_input() {
@@ -247,24 +251,16 @@ void test_empty_input() {
     CHECK(poses.num_poses == 0 && poses.num_keypoints == 17);
     CHECK(poses.keypoints.empty() && poses.boxes.empty() && poses.scores.empty());
 
-    bool threw = false;
-    try {
-        kapao::Workspace ws;
-        kapao::Poses out;
-        kapao::postprocess_image(rows.data.data(), 0, 50, {640, 640}, {640, 640}, kapao::val_config(), ws, out);
-    } catch (const std::invalid_argument&) {
-        threw = true;
-    }
-    CHECK(threw);  // 50 is not 3K + 6
-    threw = false;
-    try {
-        kapao::Config config;
-        config.iou_thres = 1.5;
-        kapao::validate_config(config);
-    } catch (const std::invalid_argument&) {
-        threw = true;
-    }
-    CHECK(threw);
+    kapao::Workspace ws;
+    kapao::Poses out;
+    const kapao::Status bad_width =
+        kapao::postprocess_image(rows.data, 0, 50, {640, 640}, {640, 640}, kapao::val_config(), ws, out);
+    CHECK(!bad_width.ok());  // 50 is not 3K + 6
+    CHECK(bad_width.message().find("3K + 6") != std::string::npos);
+    kapao::Config config;
+    config.iou_thres = 1.5;
+    CHECK(!kapao::validate_config(config).ok());
+    CHECK(kapao::validate_config(kapao::Config{}).ok());
 }
 
 void test_fusion_order() {
@@ -307,6 +303,7 @@ void test_compat_clipping() {
     for (int i = 0; i < 6; ++i) row[6 + 3 + i] = coords[i];
     kapao::Config config = kapao::val_config();
     config.use_kp_dets = false;
+    config.compat = kapao::Compat::Official;
     const kapao::ImageSize input{200, 400};
     const kapao::ImageSize original{100, 200};
 
@@ -367,18 +364,18 @@ void test_steady_state_reuses_memory() {
     kapao::Workspace ws;
     kapao::Poses poses;
     const kapao::Config config = kapao::val_config();
-    kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), {640, 640}, {480, 640},
+    kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), {640, 640}, {480, 640},
                              config, ws, poses);
-    const void* candidates = ws.person_run.candidates.data();
+    const void* candidates = ws.state().person_run.candidates.data();
     const void* keypoints = poses.keypoints.data();
-    const std::size_t capacity = ws.kp_run.order.capacity();
+    const std::size_t capacity = ws.state().kp_run.order.capacity();
     for (int repeat = 0; repeat < 3; ++repeat) {
-        kapao::postprocess_image(rows.data.data(), rows.count(), rows.outputs(), {640, 640},
+        kapao::postprocess_image(rows.data, rows.count(), rows.outputs(), {640, 640},
                                  {480, 640}, config, ws, poses);
     }
-    CHECK(ws.person_run.candidates.data() == candidates);
+    CHECK(ws.state().person_run.candidates.data() == candidates);
     CHECK(poses.keypoints.data() == keypoints);
-    CHECK(ws.kp_run.order.capacity() == capacity);
+    CHECK(ws.state().kp_run.order.capacity() == capacity);
 }
 
 void test_fp16_matches_fp32() {
@@ -398,9 +395,9 @@ void test_fp16_matches_fp32() {
     kapao::Poses from_half;
     kapao::Poses from_float;
     const kapao::Config config = kapao::val_config();
-    kapao::postprocess_image(half.data(), rows.count(), rows.outputs(), {640, 640}, {480, 640}, config,
+    kapao::postprocess_image(half, rows.count(), rows.outputs(), {640, 640}, {480, 640}, config,
                              ws, from_half);
-    kapao::postprocess_image(rounded.data(), rows.count(), rows.outputs(), {640, 640}, {480, 640},
+    kapao::postprocess_image(rounded, rows.count(), rows.outputs(), {640, 640}, {480, 640},
                              config, ws, from_float);
     CHECK(from_half.num_poses > 0);
     CHECK(from_half.num_poses == from_float.num_poses);
@@ -410,6 +407,100 @@ void test_fp16_matches_fp32() {
 }
 
 }  // namespace
+
+
+void test_presets_and_defaults() {
+    // Python's PostprocessConfig() defaults; official_val() == val_config(), both compat "default".
+    const kapao::Config defaults;
+    CHECK(defaults.compat == kapao::Compat::Default);
+    CHECK(defaults.conf_thres == 0.001 && defaults.iou_thres == 0.65 && defaults.overwrite_tol == 50.0);
+    const kapao::Config val = kapao::val_config();
+    CHECK(val.compat == kapao::Compat::Default && val.conf_thres == defaults.conf_thres);
+    const kapao::Config demo = kapao::demo_config();
+    CHECK(demo.compat == kapao::Compat::Default && demo.conf_thres == 0.7 && demo.overwrite_tol == 25.0);
+}
+
+void test_sizes_are_checked() {
+    Rows rows(17);
+    rows.add(100, 100, 50, 100, 0.9f, 0, 0.9f, 100, 100);
+    rows.add(300, 300, 50, 100, 0.9f, 0, 0.9f, 300, 300);
+    kapao::Workspace ws;
+    kapao::Poses out;
+    const kapao::Config config = kapao::val_config();
+    // One value short of (2, 57): refused before anything is read.
+    const kapao::Span<const float> short_view(rows.data.data(), rows.data.size() - 1);
+    kapao::Status status = kapao::postprocess_image(short_view, 2, 57, {640, 640}, {640, 640}, config, ws, out);
+    CHECK(!status.ok() && status.message().find("needs 114") != std::string::npos);
+    // A shape whose element count wraps around size_t.
+    const std::size_t huge = std::numeric_limits<std::size_t>::max() / 2;
+    status = kapao::postprocess_image(rows.data, huge, 57, {640, 640}, {640, 640}, config, ws, out);
+    CHECK(!status.ok());
+    // Batch offsets: 2 images of 1 row need 2 sizes and exactly 2 * 57 values.
+    std::vector<kapao::Poses> batch_out;
+    const std::vector<kapao::ImageSize> one_size = {{640, 640}};
+    status = kapao::postprocess_batch(rows.data, 2, 1, 57, {640, 640}, one_size, config, ws, batch_out);
+    CHECK(!status.ok() && batch_out.empty());
+    const std::vector<kapao::ImageSize> sizes = {{640, 640}, {480, 640}};
+    status = kapao::postprocess_batch(rows.data, 3, 1, 57, {640, 640}, sizes, config, ws, batch_out);
+    CHECK(!status.ok() && batch_out.empty());
+    status = kapao::postprocess_batch(rows.data, 2, 1, 57, {640, 640}, sizes, config, ws, batch_out);
+    CHECK(status.ok() && batch_out.size() == 2);
+    CHECK(batch_out[0].num_poses == 1 && batch_out[1].num_poses == 1);
+    // Non-positive image sizes and a null pointer with a non-zero size.
+    status = kapao::postprocess_image(rows.data, 2, 57, {0, 640}, {640, 640}, config, ws, out);
+    CHECK(!status.ok());
+    status = kapao::postprocess_image(kapao::Span<const float>(nullptr, 114), 2, 57, {640, 640},
+                                      {640, 640}, config, ws, out);
+    CHECK(!status.ok());
+}
+
+
+void test_letterbox_geometry() {
+    // Official fixture values: 333x517 to 320 (auto: 256x320, pad 25 top), 700x500 to 320 not auto.
+    kapao::LetterboxGeometry g;
+    CHECK(kapao::letterbox_geometry({333, 517}, {320, 320}, 64, true, true, g).ok());
+    CHECK(g.input.height == 256 && g.input.width == 320 && g.pad_y == 25.0 && g.pad_x == 0.0);
+    CHECK(g.resized.height == 206 && g.resized.width == 320 && g.top == 25 && g.bottom == 25);
+    CHECK(kapao::letterbox_geometry({700, 500}, {320, 320}, 64, false, true, g).ok());
+    CHECK(g.input.height == 320 && g.input.width == 320 && g.pad_x == 45.5 && g.left == 45 && g.right == 46);
+    // Back-projection inverts the scale and padding (the post-processor's scale_coords).
+    CHECK(kapao::letterbox_geometry({480, 640}, {640, 640}, 64, true, true, g).ok());
+    CHECK(g.input.height == 512 && g.to_original_y(16.0f) == 0.0f && g.to_original_x(100.0f) == 100.0f);
+    CHECK(!kapao::letterbox_geometry({0, 640}, {640, 640}, 64, true, true, g).ok());
+    CHECK(!kapao::letterbox_geometry({480, 640}, {640, 640}, 0, true, true, g).ok());
+}
+
+void test_model_metadata() {
+    const std::string json = R"({"anchors": [[19.0, 27.0]], "input_shape": ["batch", 3, "height", "width"],
+        "num_keypoints": 17, "postprocess": {"overwrite_tol": 12.0}, "preset": "coco", "name": "a \"quoted\" \u00e9",
+        "input_format": "uint8", "max_candidates": 200, "calibration": null, "ok": true})";
+    kapao::ModelInfo model;
+    const kapao::Status status = kapao::parse_model_info(json, model);
+    CHECK(status.ok());
+    CHECK(model.preset == "coco" && model.num_keypoints == 17 && model.dynamic_hw() && model.batch == -1);
+    CHECK(model.input_format == kapao::InputFormat::Uint8 && model.max_candidates == 200);
+    kapao::Config config;
+    CHECK(kapao::recommended_config(model, kapao::demo_config(), config).ok());
+    CHECK(config.overwrite_tol == 12.0 && config.conf_thres == 0.7);
+
+    kapao::ModelInfo fixed;
+    CHECK(kapao::parse_model_info(R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 448, 640]})", fixed).ok());
+    CHECK(!fixed.dynamic_hw() && fixed.height == 448 && fixed.width == 640 && fixed.batch == 1);
+    CHECK(fixed.input_format == kapao::InputFormat::Float && fixed.max_candidates == 0);
+
+    // Malformed or ill-typed metadata is an error, never a crash.
+    for (const char* bad : {"", "{", "[1, 2]", R"({"preset": "coco"})", R"({"preset": "coco", "num_keypoints": 1.5,
+            "input_shape": [1, 3, 64, 64]})", R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64]})",
+            R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64, 64], "input_format": "half"})",
+            R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64, 64]} trailing)"}) {
+        kapao::ModelInfo ignored;
+        CHECK(!kapao::parse_model_info(bad, ignored).ok());
+    }
+    kapao::ModelInfo unknown_option;
+    CHECK(kapao::parse_model_info(R"({"preset": "coco", "num_keypoints": 17, "input_shape": [1, 3, 64, 64],
+        "postprocess": {"nms_magic": 3}})", unknown_option).ok());
+    CHECK(!kapao::recommended_config(unknown_option, kapao::demo_config(), config).ok());
+}
 
 int main() {
     test_half_conversion();
@@ -423,6 +514,10 @@ int main() {
     test_combined_run_and_letterbox();
     test_steady_state_reuses_memory();
     test_fp16_matches_fp32();
+    test_presets_and_defaults();
+    test_sizes_are_checked();
+    test_letterbox_geometry();
+    test_model_metadata();
     if (failures != 0) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

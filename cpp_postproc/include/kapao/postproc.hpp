@@ -3,26 +3,32 @@
 //
 // Input: decoded predictions of one image, (N, No) row-major, rows
 //   [cx, cy, w, h, obj, cls_0 .. cls_K, k0x, k0y, .. k(K-1)x, k(K-1)y],  No = 3K + 6,
-// in float32 or IEEE float16 (passed as raw uint16_t bits). Zero rows are padding.
+// in float32 or IEEE float16 (passed as raw uint16_t bits). All-zero rows are padding.
 //
-// Compat::Official reproduces the official KAPAO val.run_nms + val.post_process_batch bit for bit
-// (including its clipping quirk: only keypoints 0 and 1 are clipped). Compat::Default fuses on
-// unclipped coordinates, clips every keypoint and leaves person boxes unrounded.
-//
+// Every buffer comes with its length (kapao::Span); every size is checked, and a bad size or
+// setting comes back as a Status with a message, never as an exception, abort or overrun.
 // Steady-state calls with a reused Workspace and Poses allocate nothing.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kapao/half.hpp"
 
 namespace kapao {
 
+// Compat::Official reproduces the official KAPAO val.run_nms + val.post_process_batch bit for bit
+// (including its clipping quirk: only keypoints 0 and 1 are clipped). Compat::Default fuses on
+// unclipped coordinates, clips every keypoint and leaves person boxes unrounded.
 enum class Compat : int { Official = 0, Default = 1 };
 
-// Same fields and defaults as kapao_edge.postprocess.PostprocessConfig (official val.py values).
+// The same fields and defaults as Python's kapao_edge.postprocess.PostprocessConfig():
+// the official val.py thresholds with compat "default" (a test compares them field by field).
 struct Config {
     double conf_thres = 0.001;           // person objects (and obj pre-filter)
     double iou_thres = 0.65;             // person NMS
@@ -33,12 +39,50 @@ struct Config {
     int max_det = 300;                   // per NMS run, over all its classes
     int max_nms = 30000;                 // candidates entering one NMS run
     bool use_kp_dets = true;
-    Compat compat = Compat::Official;
+    Compat compat = Compat::Default;
 };
 
-// Preset thresholds of the official scripts.
-Config val_config();   // val.py
-Config demo_config();  // demos/image.py
+// Presets: PostprocessConfig.official_val() / official_demo() (compat Default, like Python).
+Config val_config();   // official val.py thresholds
+Config demo_config();  // official demos/image.py thresholds: fewer, surer poses
+
+// A read-only or writable view of `size` contiguous values (std::span before C++20).
+template <class T>
+class Span {
+public:
+    constexpr Span() noexcept = default;
+    constexpr Span(T* data, std::size_t size) noexcept : data_(data), size_(size) {}
+    template <class C, class = decltype(std::declval<C&>().data()),
+              class = std::enable_if_t<std::is_convertible<decltype(std::declval<C&>().data()), T*>::value>>
+    Span(C& container) noexcept : data_(container.data()), size_(container.size()) {}  // NOLINT
+
+    constexpr T* data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr T& operator[](std::size_t i) const noexcept { return data_[i]; }
+    constexpr T* begin() const noexcept { return data_; }
+    constexpr T* end() const noexcept { return data_ + size_; }
+
+private:
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// Success, or an error message for the app to show or log.
+class Status {
+public:
+    Status() = default;  // success
+    static Status Error(std::string message) { return Status(std::move(message)); }
+
+    bool ok() const noexcept { return !failed_; }
+    explicit operator bool() const noexcept { return ok(); }
+    const std::string& message() const noexcept { return message_; }
+
+private:
+    explicit Status(std::string message) : message_(std::move(message)), failed_(true) {}
+    std::string message_;
+    bool failed_ = false;
+};
 
 struct ImageSize {
     int height = 0;
@@ -55,89 +99,48 @@ struct Poses {
 };
 
 namespace detail {
-
-// One row that passed the candidate filter (box in network-input pixels, not offset by class).
-struct Candidate {
-    float x1, y1, x2, y2;
-    float conf;
-    std::int32_t cls;
-    std::uint32_t row;
-};
-
-// A box offset by class * 4096, as the official batched NMS compares them, with its area.
-struct NmsBox {
-    float x1, y1, x2, y2;
-    float area;
-};
-
-enum class NmsMode {
-    Auto,    // group by class when that provably gives the global-offset result, else global
-    Global,  // always compare every pair through the class offset (the official computation)
-};
-
-// Kept boxes as structure of arrays, so the IoU test against all of them vectorises.
-struct KeptBoxes {
-    std::vector<float> x1, y1, x2, y2, area;
-
-    std::size_t size() const noexcept { return x1.size(); }
-    void clear() noexcept;
-    void push_back(const NmsBox& box);
-};
-
-// Scratch and result of one NMS run; `kept` holds candidate indices in output order.
-struct NmsRun {
-    std::vector<Candidate> candidates;
-    std::vector<std::uint64_t> order;          // packed (score desc, index asc) keys
-    std::vector<KeptBoxes> kept_by_class;      // grouped mode
-    KeptBoxes kept_boxes;                      // global mode
-    std::vector<std::uint32_t> kept;
-    bool grouped = false;  // what the last run did (for tests and benchmarks)
-};
-
-// IoU of two offset boxes with torchvision's CPU-kernel float32 arithmetic.
-float nms_iou(const NmsBox& kept, const NmsBox& candidate) noexcept;
-
-NmsBox offset_box(const Candidate& candidate) noexcept;
-
-// Greedy NMS over run.candidates (in row order): fills run.kept.
-void run_nms(NmsRun& run, double iou_thres, int max_det, int max_nms, std::size_t num_classes,
-             NmsMode mode = NmsMode::Auto);
-
-}  // namespace detail
+struct WorkspaceState;
+}
 
 // Reusable scratch memory: give each thread its own and keep it across calls.
-struct Workspace {
-    detail::NmsRun person_run;  // persons, or every class when the combined run applies
-    detail::NmsRun kp_run;      // keypoint objects (separate runs only)
-    std::vector<std::uint32_t> person_ids;
-    std::vector<std::uint32_t> kp_ids;
-    std::vector<std::uint32_t> participants;
-    std::vector<float> kp_centres;  // (M, 2) keypoint-object centres, original-image pixels
-    detail::NmsMode nms_mode = detail::NmsMode::Auto;
+class Workspace {
+public:
+    Workspace();
+    ~Workspace();
+    Workspace(Workspace&&) noexcept;
+    Workspace& operator=(Workspace&&) noexcept;
+    Workspace(const Workspace&) = delete;
+    Workspace& operator=(const Workspace&) = delete;
+
+    // The library's scratch state (an incomplete type here): for its own sources and unit tests.
+    detail::WorkspaceState& state() noexcept { return *state_; }
+
+private:
+    std::unique_ptr<detail::WorkspaceState> state_;
 };
 
-// Throws std::invalid_argument for thresholds outside [0, 1], NaN tolerances or negative limits.
-void validate_config(const Config& config);
+// Error for thresholds outside [0, 1], NaN tolerances or negative limits.
+Status validate_config(const Config& config);
 
-// K from No = 3K + 6; throws std::invalid_argument for any other No.
-std::size_t keypoints_from_outputs(std::size_t num_outputs);
+// K from No = 3K + 6, or 0 when No has no such form (K >= 1).
+std::size_t keypoints_from_outputs(std::size_t num_outputs) noexcept;
 
-// One image. `predictions` points at num_rows * num_outputs values.
-// Throws std::invalid_argument on a bad config or shape.
-void postprocess_image(const float* predictions, std::size_t num_rows, std::size_t num_outputs,
-                       ImageSize input, ImageSize original, const Config& config,
-                       Workspace& workspace, Poses& out);
-void postprocess_image(const std::uint16_t* predictions_fp16, std::size_t num_rows,
-                       std::size_t num_outputs, ImageSize input, ImageSize original,
-                       const Config& config, Workspace& workspace, Poses& out);
+// One image: `predictions` holds exactly num_rows * num_outputs values, (N, No) row-major.
+Status postprocess_image(Span<const float> predictions, std::size_t num_rows,
+                         std::size_t num_outputs, ImageSize input, ImageSize original,
+                         const Config& config, Workspace& workspace, Poses& out);
+Status postprocess_image(Span<const std::uint16_t> predictions_fp16, std::size_t num_rows,
+                         std::size_t num_outputs, ImageSize input, ImageSize original,
+                         const Config& config, Workspace& workspace, Poses& out);
 
-// A batch (B, N, No); `originals` holds B sizes. `out` is resized to B.
-void postprocess_batch(const float* predictions, std::size_t batch, std::size_t num_rows,
-                       std::size_t num_outputs, ImageSize input, const ImageSize* originals,
-                       const Config& config, Workspace& workspace, std::vector<Poses>& out);
-void postprocess_batch(const std::uint16_t* predictions_fp16, std::size_t batch,
-                       std::size_t num_rows, std::size_t num_outputs, ImageSize input,
-                       const ImageSize* originals, const Config& config, Workspace& workspace,
-                       std::vector<Poses>& out);
+// A batch: `predictions` holds batch * num_rows * num_outputs values, (B, N, No) row-major, and
+// `originals` one size per image. `out` is resized to B.
+Status postprocess_batch(Span<const float> predictions, std::size_t batch, std::size_t num_rows,
+                         std::size_t num_outputs, ImageSize input, Span<const ImageSize> originals,
+                         const Config& config, Workspace& workspace, std::vector<Poses>& out);
+Status postprocess_batch(Span<const std::uint16_t> predictions_fp16, std::size_t batch,
+                         std::size_t num_rows, std::size_t num_outputs, ImageSize input,
+                         Span<const ImageSize> originals, const Config& config,
+                         Workspace& workspace, std::vector<Poses>& out);
 
 }  // namespace kapao
