@@ -64,7 +64,7 @@ def run_example(binary: Path, model: Path, source: Path, out_dir: Path) -> subpr
 
 def python_poses(model: Path, clip: Path) -> list:
     from kapao_edge.engines import load_engine
-    from kapao_edge.pipeline import PosePipeline  # the reference pipeline
+    from kapao_edge import PosePipeline  # the reference pipeline
 
     pipeline = PosePipeline(load_engine(model), imgsz=IMGSZ)
     capture = cv2.VideoCapture(str(clip))
