@@ -1,0 +1,1 @@
+"""The one image -> poses path (PosePipeline), streams over live and recorded sources, tracking."""
