@@ -206,6 +206,10 @@ class StageRun:
         self.index, self.dropped_before, output = envelope
         return output
 
+    def stop(self) -> None:
+        """Ask every thread to finish; the consumer's next ``next()`` ends the iteration. Signal-safe."""
+        self._stop.set()
+
     def close(self) -> None:
         """Stop the threads, join them and close the source; safe to call more than once."""
         if self._closed:
@@ -333,6 +337,7 @@ class PoseStream:
 
     def __init__(self, run: StageRun, source: FrameSource, policy: Policy) -> None:
         self.run, self.source, self.policy = run, source, policy
+        self.frame: Frame | None = None  # the frame of the result ``next()`` returned last (to draw on)
 
     @property
     def dropped(self) -> int:
@@ -348,10 +353,23 @@ class PoseStream:
         if post_s is not None:
             timings["postprocess"] = post_s
         timings["latency"] = end - flight.start  # read -> poses, including time spent waiting in queues
+        self.frame = flight.frame
         return _set_fields(
             result, frame_index=flight.frame.index, timestamp=flight.frame.timestamp,
             dropped=self.run.dropped_before, timings=timings,
         )
+
+    def with_frames(self) -> Iterator[tuple[Frame, Any]]:
+        """(frame, result) pairs, for callers that draw on the frame or save it."""
+        for result in self:
+            yield self.frame, result
+
+    def stop(self) -> None:
+        """Ask the run to end after what is in hand: iteration then stops and ``close`` joins.
+
+        Only sets a flag, so a signal handler may call it.
+        """
+        self.run.stop()
 
     def close(self) -> None:
         self.run.close()
