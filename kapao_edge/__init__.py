@@ -23,6 +23,9 @@ _EXPORTS = {
     "Preset": "kapao_edge.presets",
     "get_preset": "kapao_edge.presets",
     "KapaoEdgeError": "kapao_edge.errors",
+    "load_engine": "kapao_edge.engines",
+    "PosePipeline": "kapao_edge.runtime",
+    "PoseResult": "kapao_edge.runtime",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -43,6 +46,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from kapao_edge.data import letterbox
+    from kapao_edge.engines import load_engine
+    from kapao_edge.runtime import PosePipeline, PoseResult
     from kapao_edge.errors import KapaoEdgeError
     from kapao_edge.model import build_model, load_model, predict_tta
     from kapao_edge.postprocess import Poses, PostprocessConfig, postprocess

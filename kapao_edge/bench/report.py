@@ -20,31 +20,43 @@ def ratio_vs_first(results: list[BenchResult]) -> list[float]:
 def render_table(results: list[BenchResult]) -> Any:
     from rich.table import Table
 
-    table = Table(title="kapao-edge bench (ms per batch: p50 / p90 / p99)")
+    timing = sorted({r.timing for r in results})
+    table = Table(title=f"kapao-edge bench: p50 ms per batch (p90, p99 in --json); engine stages by {', '.join(timing)}")
     table.add_column("engine", overflow="fold")
-    table.add_column("batch x size")
+    table.add_column("batch x size", overflow="fold")
     for stage in STAGE_ORDER:
         if any(stage in r.stages for r in results):
-            table.add_column(stage, justify="right")
-    table.add_column("total", justify="right")
-    table.add_column("img/s", justify="right")
-    table.add_column("vs first", justify="right")
-    table.add_column("peak RSS MB", justify="right")
+            table.add_column(stage, justify="right", overflow="fold")
+    table.add_column("total", justify="right", overflow="fold")
+    table.add_column("img/s", justify="right", overflow="fold")
+    table.add_column("img/s piped", justify="right", overflow="fold")
+    table.add_column("vs 1st", justify="right", overflow="fold", min_width=6)
+    table.add_column("CPU ms/img", justify="right", overflow="fold")
+    if any(r.bytes_d2h_per_frame is not None for r in results):
+        table.add_column("KB up/down per img", justify="right", overflow="fold")
+    table.add_column("RSS MB", justify="right", overflow="fold")
     for result, ratio in zip(results, ratio_vs_first(results)):
-        row = [f"{result.name}\n{result.backend} {result.precision} {result.device}"]
+        row = [f"{result.name}\n{result.backend} {result.precision} {result.device}, {result.preprocess}"]
         row.append(f"{result.batch} x {result.input_hw[0]}x{result.input_hw[1]}")
         for stage in STAGE_ORDER:
             if any(stage in r.stages for r in results):
                 row.append(_triple(result.stages.get(stage)))
-        row += [_triple(result.total), f"{result.throughput:.1f}", f"{ratio:.2f}x", f"{result.peak_rss_mb:.0f}"]
+        pipelined = f"{result.pipelined_fps:.1f}" if result.pipelined_fps else "-"
+        row += [_triple(result.total), f"{result.throughput:.1f}", pipelined, f"{ratio:.2f}x"]
+        row.append(f"{result.host_cpu_ms_per_frame:.1f}" if result.host_cpu_ms_per_frame is not None else "-")
+        if any(r.bytes_d2h_per_frame is not None for r in results):
+            moved = (result.bytes_h2d_per_frame, result.bytes_d2h_per_frame)
+            row.append("-" if moved[1] is None else f"{moved[0] / 1024:.0f} / {moved[1] / 1024:.0f}")
+        row.append(f"{result.peak_rss_mb:.0f}")
         table.add_row(*row)
     return table
 
 
 def _triple(summary: dict[str, float] | None) -> str:
+    """The median alone: p90 and p99 are in the JSON, and three numbers per cell do not fit 80 columns."""
     if not summary:
         return "-"
-    return f"{summary['p50']:.2f} / {summary['p90']:.2f} / {summary['p99']:.2f}"
+    return f"{summary['p50']:.2f}"
 
 
 def to_json(results: list[BenchResult], settings: BenchSettings) -> str:

@@ -59,10 +59,8 @@ def make_tracker(engine):
 
 
 def make_pipeline(engine, *, imgsz, config, postprocess_backend, tracker=None):
-    try:
-        from kapao_edge.runtime.pipeline import PosePipeline
-    except ImportError:  # before the runtime pipeline existed
-        from kapao_edge.pipeline import PosePipeline
+    from kapao_edge.runtime.pipeline import PosePipeline
+
     extra = {"tracker": tracker} if tracker is not None else {}
     return PosePipeline(engine, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend, **extra)
 

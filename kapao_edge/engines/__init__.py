@@ -7,9 +7,10 @@ never imports torch-cuda, onnxruntime or TensorRT.
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
-from kapao_edge.engines.base import Engine, EngineMetadata, expected_num_rows
+from kapao_edge.engines.base import Engine, EngineMetadata, EngineOutput, expected_num_rows
 from kapao_edge.errors import EngineError, InputError
 
 # backend name -> (module, loader function)
@@ -23,7 +24,13 @@ _SUFFIX_BACKEND = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".en
 
 
 def backend_for_path(path: str | Path) -> str:
+    """The backend a file's suffix names; a bare bundled-model name ("bundled") is a torch checkpoint."""
     suffix = Path(path).suffix.lower()
+    if not suffix and not Path(path).exists():
+        from kapao_edge.model.checkpoint import list_assets
+
+        if str(path) in list_assets():
+            return "torch"
     if suffix not in _SUFFIX_BACKEND:
         known = ", ".join(sorted(_SUFFIX_BACKEND))
         raise InputError(f"cannot tell the backend of {path}: expected one of {known}")
@@ -31,7 +38,11 @@ def backend_for_path(path: str | Path) -> str:
 
 
 def load_engine(path: str | Path, *, backend: str | None = None, **options) -> Engine:
-    """Open a model file with the backend its suffix (or ``backend``) names."""
+    """Open a model file (or a bundled model name) with the backend its suffix (or ``backend``) names.
+
+    Options are the backend loader's keyword arguments; one it does not take is refused, so a typo
+    never silently runs with defaults. Options given as None mean "not given".
+    """
     backend = backend or backend_for_path(path)
     if backend not in _BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
@@ -40,7 +51,15 @@ def load_engine(path: str | Path, *, backend: str | None = None, **options) -> E
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise EngineError(f"the {backend} backend is not available: {exc}") from None
-    return getattr(module, function)(path, **options)
+    loader = getattr(module, function)
+    given = {name: value for name, value in options.items() if value is not None}
+    accepted = [name for name in inspect.signature(loader).parameters if name != "path"]
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"the {backend} backend takes no option {', '.join(unknown)}; it takes: {', '.join(accepted) or 'none'}"
+        )
+    return loader(path, **given)
 
 
-__all__ = ["Engine", "EngineMetadata", "expected_num_rows", "load_engine", "backend_for_path"]
+__all__ = ["Engine", "EngineMetadata", "EngineOutput", "expected_num_rows", "load_engine", "backend_for_path"]

@@ -1,8 +1,10 @@
 """The contract every backend honours (Polygraphy-style: one runner interface, many backends).
 
-An engine takes letterboxed images (B, 3, H, W) float32 RGB in [0, 1] and returns decoded predictions
-(B, N, No) float32 exactly as the PyTorch reference does; everything around it (pre-processing,
-post-processing, evaluation, benchmarking) is shared and backend-agnostic.
+An engine takes letterboxed frames in the format its metadata declares (float (B, 3, H, W) RGB in
+[0, 1], or uint8 (B, H, W, 3) BGR) and returns decoded rows as the PyTorch reference does: every row
+(B, N, No), or the compact candidates (B, K, No) plus their count (see ``kapao_edge.model.io``).
+Everything around it (pre-processing, post-processing, evaluation, benchmarking) is shared and
+backend-agnostic, and uses only what this base class declares.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kapao_edge.errors import InputError
+from kapao_edge.errors import EngineError, InputError
 from kapao_edge.postprocess.config import check_recommended
 from kapao_edge.presets import Preset, get_preset
 
@@ -37,6 +39,10 @@ class EngineMetadata:
     # Post-processing values the model was tuned with (PostprocessConfig fields, e.g. overwrite_tol);
     # they replace the preset's values unless the user gives their own. Empty for official models.
     postprocess: dict[str, Any] = field(default_factory=dict)
+    # Deployment I/O (kapao_edge.model.io.IoOptions): "float" or "uint8" input; K compact rows or None.
+    input_format: str = "float"
+    max_candidates: int | None = None
+    candidate_floor: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -57,6 +63,28 @@ class EngineMetadata:
         h, w = self.input_shape[2], self.input_shape[3]
         return (h, w) if isinstance(h, int) and isinstance(w, int) else None
 
+    @property
+    def compact(self) -> bool:
+        return self.max_candidates is not None
+
+    def graph_input_shape(self) -> list[int | str]:
+        """The graph's input shape: [B, 3, H, W] for float input, [B, H, W, 3] for uint8."""
+        batch, channels, height, width = self.input_shape
+        return [batch, height, width, channels] if self.input_format == "uint8" else list(self.input_shape)
+
+    def describe_io(self) -> str:
+        """One line a user can check a file against: what goes in, what comes out."""
+        shape = ", ".join(str(d) for d in self.graph_input_shape())
+        source = "uint8 BGR" if self.input_format == "uint8" else "float32 RGB [0, 1]"
+        if self.compact:
+            target = (
+                f"predictions ({self.input_shape[0]}, {self.max_candidates}, No) + num_candidates: the "
+                f"{self.max_candidates} rows of highest objectness above {self.candidate_floor:g}"
+            )
+        else:
+            target = "predictions (B, N, No): every row"
+        return f"images {source} ({shape}) -> {target}"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -69,7 +97,15 @@ class EngineMetadata:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs.setdefault("extra", {}).update({k: v for k, v in data.items() if k not in known})
         kwargs["postprocess"] = check_recommended(kwargs.get("postprocess"), source="engine metadata")
-        return cls(**kwargs)
+        metadata = cls(**kwargs)
+        metadata.io_options()  # an unknown format or a bad K fails on load, not mid-stream
+        return metadata
+
+    def io_options(self) -> Any:
+        from kapao_edge.io_options import DEFAULT_CANDIDATE_FLOOR, IoOptions
+
+        floor = DEFAULT_CANDIDATE_FLOOR if self.candidate_floor is None else self.candidate_floor
+        return IoOptions(self.input_format, self.max_candidates, floor)
 
 
 def expected_num_rows(height: int, width: int, strides=(8, 16, 32, 64), num_anchors: int = 3) -> int:
@@ -77,8 +113,28 @@ def expected_num_rows(height: int, width: int, strides=(8, 16, 32, 64), num_anch
     return num_anchors * sum((height // s) * (width // s) for s in strides)
 
 
+@dataclass
+class EngineOutput:
+    """What one engine run returns: decoded rows, and for compact files how many were above the floor."""
+
+    predictions: np.ndarray  # (B, R, No) float32: R = N (full output) or K (compact)
+    num_candidates: np.ndarray | None = None  # (B,) rows above the floor before selection; None = full
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, when timed
+
+    def dropped(self, max_candidates: int | None) -> np.ndarray:
+        """(B,) candidate rows that did not fit in K: non-zero means poses may be missing."""
+        if self.num_candidates is None or max_candidates is None:
+            return np.zeros(len(self.predictions), dtype=np.int64)
+        return np.maximum(self.num_candidates.astype(np.int64) - int(max_candidates), 0)
+
+
 class Engine(abc.ABC):
-    """One backend behind one contract: ``engine(images) -> predictions``; a context manager."""
+    """One backend behind one contract: ``engine.run(inputs) -> EngineOutput``; a context manager.
+
+    ``engine(inputs)`` is the predictions array alone. Backends implement ``_run``; timing, the
+    device, the I/O description and device-side letterboxing are declared here so the pipeline and
+    ``bench`` never probe for methods.
+    """
 
     backend: str = "abstract"
 
@@ -89,26 +145,64 @@ class Engine(abc.ABC):
     def preset(self) -> Preset:
         return self.metadata.preset_obj
 
-    @abc.abstractmethod
-    def _infer(self, images: np.ndarray) -> np.ndarray:
-        """Run the network on validated input (B, 3, H, W) float32 -> (B, N, No) float32."""
+    @property
+    def device(self) -> str:
+        """Where the network runs: "cpu", "cuda", "cuda:1" ..."""
+        return "cpu"
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = self.validate_input(images)
-        predictions = self._infer(images)  # (B, N, No)
-        return np.ascontiguousarray(predictions, dtype=np.float32)
+    @property
+    def input_format(self) -> str:
+        return self.metadata.input_format
+
+    def describe_io(self) -> str:
+        return self.metadata.describe_io()
+
+    @abc.abstractmethod
+    def _run(self, inputs: np.ndarray, *, timed: bool) -> EngineOutput:
+        """Run validated inputs; with ``timed``, fill ``stages`` (synchronised: h2d / infer / d2h on a GPU)."""
+
+    def run(self, inputs: np.ndarray, *, timed: bool = False) -> EngineOutput:
+        output = self._run(self.validate_input(inputs), timed=timed)
+        output.predictions = np.ascontiguousarray(output.predictions, dtype=np.float32)
+        return output
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        return self.run(inputs).predictions
+
+    @property
+    def letterboxes_on_device(self) -> bool:
+        """True when ``run_frames`` letterboxes original frames on the engine's device."""
+        return False
+
+    def run_frames(self, frames: list[np.ndarray], input_hw: tuple[int, int], *, auto: bool, timed: bool = False) -> tuple[EngineOutput, list[Any]]:
+        """Original BGR frames -> (output, one LetterboxInfo per frame), letterboxed on the device."""
+        raise EngineError(f"the {self.backend} engine does not letterbox on its device; letterbox on the host")
 
     def validate_input(self, images: Any) -> np.ndarray:
-        """Reject what the network would silently misread: wrong rank, channels, dtype or size."""
+        """Reject what the network would silently misread: wrong rank, layout, dtype or size."""
+        uint8 = self.input_format == "uint8"
+        expected = "uint8 frames shaped (B, H, W, 3), BGR" if uint8 else "float32 images shaped (B, 3, H, W), RGB in [0, 1]"
         if not isinstance(images, np.ndarray):
-            raise InputError(f"{self.backend} engine expects a NumPy array, got {type(images).__name__}")
-        if images.dtype != np.float32:
-            raise InputError(
-                f"{self.backend} engine expects float32 images in [0, 1], got dtype {images.dtype}"
+            raise InputError(f"{self.backend} engine expects a NumPy array of {expected}, got {type(images).__name__}")
+        wanted_dtype = np.uint8 if uint8 else np.float32
+        if images.dtype != wanted_dtype:
+            hint = " (this file takes uint8 frames: skip the float conversion)" if uint8 else (
+                " (this file takes float input: export with --input uint8 for uint8 frames)"
             )
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise InputError(f"{self.backend} engine expects images shaped (B, 3, H, W), got {images.shape}")
-        batch, _, height, width = images.shape
+            raise InputError(f"{self.backend} engine expects {expected}, got dtype {images.dtype}{hint}")
+        if uint8:
+            if images.ndim != 4 or images.shape[3] != 3:
+                raise InputError(f"{self.backend} engine expects {expected}, got shape {images.shape}")
+            batch, height, width, _ = images.shape
+        else:
+            if images.ndim != 4 or images.shape[1] != 3:
+                raise InputError(f"{self.backend} engine expects {expected}, got shape {images.shape}")
+            batch, _, height, width = images.shape
+        self._check_shape(batch, height, width)
+        return np.ascontiguousarray(images)
+
+    def _check_shape(self, batch: int, height: int, width: int) -> None:
+        """Batch and size against the multiple-of-64 rule and a fixed-shape file."""
         if batch < 1:
             raise InputError("empty batch: at least one image is needed")
         if height % MAX_STRIDE or width % MAX_STRIDE:
@@ -118,7 +212,6 @@ class Engine(abc.ABC):
             raise InputError(f"this engine was built for batch {fixed_b}, got {batch}")
         if isinstance(fixed_h, int) and isinstance(fixed_w, int) and (height, width) != (fixed_h, fixed_w):
             raise InputError(f"this engine was built for {fixed_h}x{fixed_w} inputs, got {height}x{width}")
-        return np.ascontiguousarray(images)
 
     def close(self) -> None:
         """Free backend resources (device memory, sessions); safe to call twice."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from kapao_edge.engines.base import MAX_STRIDE, Engine, EngineMetadata
+from kapao_edge.engines.base import MAX_STRIDE, Engine, EngineMetadata, EngineOutput
 from kapao_edge.errors import EngineError, InputError
 
 # Short names users type -> execution provider names.
@@ -32,7 +32,7 @@ class OnnxRuntimeEngine(Engine):
         self.session = session
         self.path = path
         self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
+        self.output_names = [output.name for output in session.get_outputs()]
 
     @property
     def providers(self) -> list[str]:
@@ -42,35 +42,44 @@ class OnnxRuntimeEngine(Engine):
     def uses_gpu(self) -> bool:
         return any(p != "CPUExecutionProvider" for p in self.providers)
 
-    def _infer(self, images: np.ndarray) -> np.ndarray:
+    @property
+    def device(self) -> str:
+        return "cuda" if self.uses_gpu else "cpu"
+
+    def _run(self, inputs: np.ndarray, *, timed: bool) -> EngineOutput:
         if self.session is None:
             raise EngineError("this engine is closed")
-        return self.session.run([self.output_name], {self.input_name: images})[0]  # (B, N, No)
+        if self.uses_gpu:
+            return self._run_bound(inputs)
+        start = time.perf_counter()
+        outputs = self.session.run(self.output_names, {self.input_name: inputs})
+        stages = {"infer": time.perf_counter() - start} if timed else {}
+        return _engine_output(outputs, stages)
 
-    def infer_stages(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """Predictions and seconds per stage: h2d / infer / d2h on a GPU provider, infer on CPU."""
+    def _run_bound(self, inputs: np.ndarray) -> EngineOutput:
+        """GPU providers: I/O binding with device-resident outputs; only what the graph returns is copied back."""
         import onnxruntime as ort
 
-        images = self.validate_input(images)
-        if not self.uses_gpu:
-            start = time.perf_counter()
-            predictions = self._infer(images)
-            return np.ascontiguousarray(predictions, dtype=np.float32), {"infer": time.perf_counter() - start}
         binding = self.session.io_binding()
         t0 = time.perf_counter()
-        device_input = ort.OrtValue.ortvalue_from_numpy(images, "cuda", 0)  # host -> device copy
+        device_input = ort.OrtValue.ortvalue_from_numpy(inputs, "cuda", 0)  # host -> device copy
         binding.bind_ortvalue_input(self.input_name, device_input)
-        binding.bind_output(self.output_name, "cuda", 0)
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", 0)
         t1 = time.perf_counter()
         self.session.run_with_iobinding(binding)  # returns once the device work is done
         t2 = time.perf_counter()
-        predictions = binding.copy_outputs_to_cpu()[0]  # (B, N, No)
+        outputs = binding.copy_outputs_to_cpu()  # (B, R, No) [, (B,)]
         t3 = time.perf_counter()
-        stages = {"h2d": t1 - t0, "infer": t2 - t1, "d2h": t3 - t2}
-        return np.ascontiguousarray(predictions, dtype=np.float32), stages
+        return _engine_output(outputs, {"h2d": t1 - t0, "infer": t2 - t1, "d2h": t3 - t2})
 
     def close(self) -> None:
         self.session = None
+
+
+def _engine_output(outputs: list[np.ndarray], stages: dict[str, float]) -> EngineOutput:
+    counts = outputs[1].astype(np.int64) if len(outputs) > 1 else None  # (B,) compact files only
+    return EngineOutput(predictions=outputs[0], num_candidates=counts, stages=stages)
 
 
 def load(
@@ -82,7 +91,6 @@ def load(
     preset: str | None = None,
     imgsz: int | tuple[int, int] | list[int] | None = None,
     spinning: bool = True,
-    **_: Any,
 ) -> OnnxRuntimeEngine:
     """Open an ONNX file. Its ``kapao_edge`` metadata describes it; for a foreign ONNX, ``preset``
     and/or ``imgsz`` describe it instead (the graph input gives the rest).
@@ -209,12 +217,24 @@ def _metadata_from_graph(session: Any, path: Path, *, preset: str | None, imgsz:
 def _check_graph(session: Any, metadata: EngineMetadata, path: Path) -> None:
     """The metadata must describe the graph it travels with; a mismatch means an edited file."""
     in_shape = list(session.get_inputs()[0].shape)
-    out_shape = list(session.get_outputs()[0].shape)
+    outputs = session.get_outputs()
+    out_shape = list(outputs[0].shape)
     no = 3 * metadata.num_keypoints + 6
-    if len(in_shape) != 4 or len(out_shape) != 3 or (isinstance(out_shape[2], int) and out_shape[2] != no):
+    expected_outputs = 2 if metadata.compact else 1
+    if (
+        len(in_shape) != 4
+        or len(out_shape) != 3
+        or (isinstance(out_shape[2], int) and out_shape[2] != no)
+        or len(outputs) != expected_outputs
+    ):
         raise EngineError(
-            f"{path}: graph shapes {in_shape} -> {out_shape} do not match its metadata "
-            f"(K={metadata.num_keypoints}, No={no})"
+            f"{path}: graph shapes {in_shape} -> {[list(o.shape) for o in outputs]} do not match its metadata "
+            f"({metadata.describe_io()}; K={metadata.num_keypoints}, No={no})"
+        )
+    wanted_type = "tensor(uint8)" if metadata.input_format == "uint8" else "tensor(float)"
+    if session.get_inputs()[0].type != wanted_type:
+        raise EngineError(
+            f"{path}: its input is {session.get_inputs()[0].type} but its metadata says {metadata.input_format} input"
         )
     for axis in (2, 3):
         size = metadata.input_shape[axis]

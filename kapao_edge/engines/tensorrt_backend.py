@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kapao_edge.engines.base import MAX_STRIDE, Engine, EngineMetadata
+from kapao_edge.engines.base import MAX_STRIDE, Engine, EngineMetadata, EngineOutput
 from kapao_edge.errors import EngineError, InputError
 from kapao_edge.utils.io import sha256_file, write_bytes_atomic, write_text_atomic
 
@@ -463,16 +463,7 @@ class TensorRTEngine(Engine):
             self._buffers[name] = (pointer, nbytes)
         return pointer
 
-    def _infer(self, images: np.ndarray) -> np.ndarray:
-        return self._run(images, timed=False)[0]
-
-    def infer_stages(self, images: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-        """Predictions and seconds per stage (h2d / infer / d2h); the stream is synchronised between stages."""
-        images = self.validate_input(images)
-        predictions, stages = self._run(images, timed=True)
-        return np.ascontiguousarray(predictions, dtype=np.float32), stages
-
-    def _run(self, images: np.ndarray, *, timed: bool) -> tuple[np.ndarray, dict[str, float]]:
+    def _run(self, images: np.ndarray, *, timed: bool) -> EngineOutput:
         if self._context is None:
             raise EngineError("this engine is closed")
         cudart, context, stream = self._cudart, self._context, self._stream
@@ -506,7 +497,7 @@ class TensorRTEngine(Engine):
         _cuda(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
         if timed:
             stages["d2h"] = time.perf_counter() - clock[-1]
-        return host_out, stages
+        return EngineOutput(host_out, None, stages)
 
     def close(self) -> None:
         cudart = self._cudart
@@ -521,7 +512,7 @@ class TensorRTEngine(Engine):
         self._runtime = None
 
 
-def load(path: str | Path, **_: Any) -> TensorRTEngine:
+def load(path: str | Path) -> TensorRTEngine:
     """Open a plan built by ``build_plan``; its sidecar supplies the metadata and the profile."""
     trt = _import_tensorrt()
     cudart = _import_cudart()

@@ -24,11 +24,13 @@ from kapao_edge.errors import EngineError, InputError
 from kapao_edge.export.metadata import metadata_json, set_onnx_metadata
 from kapao_edge.export.rewrites import apply_rewrites
 from kapao_edge.export.verify import verify_onnx
+from kapao_edge.io_options import IoOptions
 from kapao_edge.utils.io import atomic_path, sha256_file
 
 DYNAMIC_MODES = ("none", "batch", "batch+hw")
 INPUT_NAME = "images"
 OUTPUT_NAME = "predictions"
+COUNT_NAME = "num_candidates"  # compact files only: rows above the floor before selection
 DEFAULT_OPSET = 19
 MIN_OPSET = 18  # the dynamo exporter's own floor; older opsets would go through a lossy converter
 VERIFY_TOLERANCE = 1e-4  # max |ORT - torch| relative to the largest |torch| value
@@ -72,11 +74,17 @@ def export_onnx(
     rewrite: bool = True,
     verify: bool = True,
     source_path: str | Path | None = None,
+    io: IoOptions | None = None,
 ) -> ExportReport:
     """Export a KapaoModel to ``out_path`` atomically; raise EngineError (and leave no file) when
-    ONNX Runtime disagrees with torch beyond ``VERIFY_TOLERANCE``."""
+    ONNX Runtime disagrees with torch beyond ``VERIFY_TOLERANCE``.
+
+    ``io`` adds the deployment I/O (uint8 input, compact output; ``kapao_edge.model.io``) to the graph.
+    """
     import onnx
     import torch
+
+    from kapao_edge.model.io import DeployModel
 
     started = time.perf_counter()
     height, width = check_input_size(imgsz)
@@ -95,6 +103,9 @@ def export_onnx(
     # rewrite=False exports the model as given (BatchNorm unfused too): the naive baseline for benchmarks.
     exported = copy.deepcopy(reference) if rewrite else copy.deepcopy(model).float().cpu().eval()
     rewrites = apply_rewrites(exported, fuse=True) if rewrite else None
+    io = io or IoOptions()
+    if not io.is_default:
+        reference, exported = DeployModel(reference, io).eval(), DeployModel(exported, io).eval()
 
     dynamic_batch = dynamic in ("batch", "batch+hw")
     dynamic_hw = dynamic == "batch+hw"
@@ -111,18 +122,35 @@ def export_onnx(
         "width" if dynamic_hw else width,
     ]
     num_rows: int | str = "num_rows" if dynamic_hw else expected_num_rows(height, width)
-    output_shape: list[int | str] = [input_shape[0], num_rows, int(reference.detect.no)]
-    dynamic_shapes = _dynamic_shapes(dynamic_batch, dynamic_hw)
+    if io.compact:
+        num_rows = int(io.max_candidates)  # type: ignore[arg-type]
+    num_outputs = 3 * model.num_keypoints + 6
+    output_shape: list[int | str] = [input_shape[0], num_rows, num_outputs]
+    uint8 = io.input_format == "uint8"
+    if uint8:  # (B, H, W, 3) letterboxed BGR frames
+        trace_shape = (trace_shape[0], trace_shape[2], trace_shape[3], 3)
+    dynamic_shapes = _dynamic_shapes(dynamic_batch, dynamic_hw, hw_axes=(1, 2) if uint8 else (2, 3))
+    output_names = [OUTPUT_NAME, COUNT_NAME] if io.compact else [OUTPUT_NAME]
     param_bytes = sum(p.numel() * p.element_size() for p in exported.parameters())
     external = param_bytes > _MAX_PROTO_BYTES
 
     source_sha = sha256_file(source_path) if source_path and Path(source_path).is_file() else None
-    metadata = metadata_for_model(reference, precision="fp32", source_sha256=source_sha)
+    metadata = metadata_for_model(model, precision="fp32", source_sha256=source_sha)
     metadata.input_shape = input_shape
+    metadata.input_format = io.input_format
+    metadata.max_candidates = io.max_candidates
+    metadata.candidate_floor = io.candidate_floor if io.compact else None
 
     with atomic_path(out_path) as tmp:
-        example = torch.rand(trace_shape, generator=torch.Generator().manual_seed(0))  # (B, 3, H, W)
-        _run_exporter(exported, example, tmp, opset=opset, dynamic_shapes=dynamic_shapes, external=external)
+        generator = torch.Generator().manual_seed(0)
+        if uint8:
+            example = torch.randint(0, 256, trace_shape, dtype=torch.uint8, generator=generator)  # (B, H, W, 3)
+        else:
+            example = torch.rand(trace_shape, generator=generator)  # (B, 3, H, W)
+        _run_exporter(
+            exported, example, tmp, opset=opset, dynamic_shapes=dynamic_shapes, external=external,
+            output_names=output_names,
+        )
         proto = onnx.load(str(tmp), load_external_data=True)
         nodes_exported = len(proto.graph.node)
         notes: list[str] = []
@@ -130,9 +158,10 @@ def export_onnx(
             proto, note = _slim(proto)
             if note:
                 notes.append(note)
-        _name_dims(proto, input_shape, output_shape)
+        graph_input_shape = metadata.graph_input_shape()
+        _name_dims(proto, [graph_input_shape, output_shape, [input_shape[0]]])
         extra = {
-            "kp_flip": list(reference.preset.kp_flip),
+            "kp_flip": list(model.preset.kp_flip),
             "opset": opset,
             "exporter": "torch.export (dynamo)",
             "rewrites": rewrites.summary() if rewrites else "none",
@@ -150,7 +179,7 @@ def export_onnx(
             if dynamic_batch and batch != trace_shape[0]:
                 verify_shapes.append([trace_shape[0], 3, height, width])
             for shape in verify_shapes:
-                diff = verify_onnx(reference, tmp, shape)
+                diff = verify_onnx(reference, tmp, shape, io=io)
                 max_abs, max_rel = max(max_abs, diff.max_abs), max(max_rel, diff.max_rel)
                 verified.append(shape)
             if max_rel > VERIFY_TOLERANCE:
@@ -161,7 +190,7 @@ def export_onnx(
         nodes_final = len(proto.graph.node)
     return ExportReport(
         path=str(out_path),
-        input_shape=input_shape,
+        input_shape=graph_input_shape,
         output_shape=output_shape,
         opset=opset,
         exporter="torch.export (dynamo)",
@@ -179,7 +208,9 @@ def export_onnx(
     )
 
 
-def _dynamic_shapes(dynamic_batch: bool, dynamic_hw: bool) -> dict[str, dict[int, Any]] | None:
+def _dynamic_shapes(
+    dynamic_batch: bool, dynamic_hw: bool, *, hw_axes: tuple[int, int] = (2, 3)
+) -> tuple[dict[int, Any]] | None:
     """torch.export dims: H and W as 64 x (cells), so the exporter knows every level divides evenly."""
     from torch.export import Dim
 
@@ -187,12 +218,15 @@ def _dynamic_shapes(dynamic_batch: bool, dynamic_hw: bool) -> dict[str, dict[int
     if dynamic_batch:
         axes[0] = Dim("batch", min=1, max=1024)
     if dynamic_hw:
-        axes[2] = 64 * Dim("height_cells", min=2, max=256)
-        axes[3] = 64 * Dim("width_cells", min=2, max=256)
-    return {"images": axes} if axes else None
+        axes[hw_axes[0]] = 64 * Dim("height_cells", min=2, max=256)
+        axes[hw_axes[1]] = 64 * Dim("width_cells", min=2, max=256)
+    return (axes,) if axes else None  # positional: the network and DeployModel name their argument differently
 
 
-def _run_exporter(model: Any, example: Any, path: Path, *, opset: int, dynamic_shapes: Any, external: bool) -> None:
+def _run_exporter(
+    model: Any, example: Any, path: Path, *, opset: int, dynamic_shapes: Any, external: bool,
+    output_names: list[str],
+) -> None:
     import torch
 
     captured = io.StringIO()
@@ -208,7 +242,7 @@ def _run_exporter(model: Any, example: Any, path: Path, *, opset: int, dynamic_s
                 str(path),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=output_names,
                 dynamic_shapes=dynamic_shapes,
                 opset_version=opset,
                 external_data=external,
@@ -237,9 +271,9 @@ def _slim(proto: Any) -> tuple[Any, str | None]:
     return slimmed, None
 
 
-def _name_dims(proto: Any, input_shape: list[int | str], output_shape: list[int | str]) -> None:
-    """Readable dynamic axis names on the graph input and output (the exporter writes expressions)."""
-    for value, shape in ((proto.graph.input[0], input_shape), (proto.graph.output[0], output_shape)):
+def _name_dims(proto: Any, shapes: list[list[int | str]]) -> None:
+    """Readable dynamic axis names on the graph input and outputs (the exporter writes expressions)."""
+    for value, shape in zip([proto.graph.input[0], *proto.graph.output], shapes):
         dims = value.type.tensor_type.shape.dim
         for dim, size in zip(dims, shape):
             if isinstance(size, str):

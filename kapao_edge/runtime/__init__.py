@@ -1,1 +1,5 @@
-"""The one image -> poses path (PosePipeline), streams over live and recorded sources, tracking."""
+"""The runtime: the one frame -> poses pipeline, overlapped stages and streams (and tracking)."""
+
+from kapao_edge.runtime.pipeline import DeviceLetterbox, Letterbox, PosePipeline, PoseResult, ValResize
+
+__all__ = ["DeviceLetterbox", "Letterbox", "PosePipeline", "PoseResult", "ValResize"]

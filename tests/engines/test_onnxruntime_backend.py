@@ -78,10 +78,11 @@ def test_optimisation_levels_and_threads_give_the_same_predictions(coco_onnx: Pa
         load(coco_onnx, graph_optimization="max")
 
 
-def test_infer_stages_on_cpu_reports_one_infer_stage(coco_onnx: Path) -> None:
+def test_timed_run_on_cpu_reports_one_infer_stage(coco_onnx: Path) -> None:
     images = np.random.default_rng(2).random((1, 3, 128, 128), dtype=np.float32)
     with load(coco_onnx) as engine:
-        predictions, stages = engine.infer_stages(images)
-        np.testing.assert_array_equal(predictions, engine(images))
-        assert list(stages) == ["infer"] and stages["infer"] > 0
+        output = engine.run(images, timed=True)
+        np.testing.assert_array_equal(output.predictions, engine(images))
+        assert list(output.stages) == ["infer"] and output.stages["infer"] > 0
+        assert output.num_candidates is None and engine.device == "cpu"
 

@@ -243,8 +243,8 @@ def test_plan_matches_onnx_runtime_at_two_shapes(built, tiny_onnx: Path) -> None
             predictions = engine(images)  # (B, N, No)
             assert predictions.dtype == np.float32
             assert _relative_error(predictions, reference(images)) <= 1e-3
-        staged, stages = engine.infer_stages(images)
-        assert set(stages) == {"h2d", "infer", "d2h"} and np.array_equal(staged, engine(images))
+        staged = engine.run(images, timed=True)
+        assert set(staged.stages) == {"h2d", "infer", "d2h"} and np.array_equal(staged.predictions, engine(images))
         with pytest.raises(InputError, match="optimisation profile takes"):
             engine(sample_batch([4, 3, 128, 128], seed=0))
 

@@ -158,11 +158,9 @@ def test_wait_policy_never_drops():
 
 @pytest.fixture(scope="module")
 def bundled_pipeline():
-    from kapao_edge.engines import load_engine
-    from kapao_edge.pipeline import PosePipeline
+    import kapao_edge
 
-    engine = load_engine("bundled", backend="torch")
-    return PosePipeline(engine, imgsz=256)
+    return kapao_edge.PosePipeline(kapao_edge.load_engine("bundled"), imgsz=256)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,82 @@
+"""Deployment I/O around the network: uint8 frames in, compact candidates out.
+
+On a GPU the host should touch only uint8 pixels, and only the rows that can become poses should
+cross back. ``DeployModel`` puts both in the graph, so the ONNX export, every file made from it
+(FP16, INT8, TensorRT plans) and the torch CUDA engine run the same I/O by construction.
+
+Input formats:
+- ``float``: (B, 3, H, W) float32 RGB in [0, 1] (the reference contract);
+- ``uint8``: (B, H, W, 3) uint8 BGR letterboxed pixels, as OpenCV and camera SDKs hand them over.
+  The graph casts, flips BGR to RGB, transposes to CHW and divides by 255 in float32, which is
+  bit-identical to the host path (``kapao_edge.data.preprocess.to_tensor_batch``).
+
+Outputs:
+- full: ``predictions`` (B, N, No), every decoded row;
+- compact (``max_candidates=K``): ``predictions`` (B, K, No) holding the K rows of highest objectness
+  above ``candidate_floor`` in their original row order, all-zero rows after them, and
+  ``num_candidates`` (B,) int32, the rows above the floor before selection. Post-processing drops a
+  row unless its objectness exceeds its threshold, so when every threshold is >= the floor and
+  ``num_candidates <= K`` the compact rows give exactly the poses of the full output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from kapao_edge.io_options import IoOptions
+
+
+def uint8_frames_to_input(frames: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 BGR -> (B, 3, H, W) float32 RGB in [0, 1]; the Cast comes first, as TensorRT wants."""
+    images = frames.to(torch.float32)  # (B, H, W, 3)
+    images = images.flip(-1)  # BGR -> RGB
+    return images.permute(0, 3, 1, 2) / 255.0  # (B, 3, H, W), channels-last in memory
+
+
+def select_candidates(predictions: torch.Tensor, k: int, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N, No) -> the K highest-objectness rows above ``floor`` in row order (B, K, No), count (B,).
+
+    Scores are padded with K sentinels, so K may exceed N (small inputs) without a shape-dependent
+    branch that would break export; padding and sub-floor rows come out as zero rows.
+    """
+    batch, num_rows, num_outputs = predictions.shape
+    objectness = predictions[..., 4]  # (B, N)
+    above = objectness > floor  # (B, N)
+    count = above.sum(dim=1, dtype=torch.int32)  # (B,)
+    score = torch.where(above, objectness, torch.full_like(objectness, -1.0))  # (B, N)
+    padded = torch.cat([score, score.new_full((batch, k), -2.0)], dim=1)  # (B, N + K)
+    top = torch.topk(padded, k, dim=1).indices  # (B, K)
+    rows = torch.sort(top, dim=1).values  # (B, K) ascending: the original row order
+    safe_rows = torch.clamp(rows, max=num_rows - 1)  # padding indices point at a real row, then zeroed
+    gathered = torch.gather(predictions, 1, safe_rows.unsqueeze(-1).expand(batch, k, num_outputs))  # (B, K, No)
+    keep = (rows < num_rows) & (gathered[..., 4] > floor)  # (B, K): real rows above the floor
+    candidates = torch.where(keep.unsqueeze(-1), gathered, torch.zeros_like(gathered))  # (B, K, No)
+    return candidates, count
+
+
+class DeployModel(nn.Module):
+    """A KapaoModel with the deployment I/O of ``options``; the decode stays float32.
+
+    With an FP16 network (the torch CUDA engine) the input is cast after scaling and the raw head
+    outputs are widened before the decode, as ``TorchEngine`` always did.
+    """
+
+    def __init__(self, model: Any, options: IoOptions) -> None:
+        super().__init__()
+        self.model = model
+        self.options = options
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        images = uint8_frames_to_input(inputs) if self.options.input_format == "uint8" else inputs  # (B, 3, H, W)
+        network_dtype = next(self.model.parameters()).dtype
+        if network_dtype == torch.float32:
+            predictions = self.model(images)  # (B, N, No)
+        else:
+            raw = self.model.features(images.to(network_dtype))  # per level (B, na, H/s, W/s, No)
+            predictions = self.model.detect.decode([level.float() for level in raw])  # (B, N, No) float32
+        if not self.options.compact:
+            return predictions
+        return select_candidates(predictions, int(self.options.max_candidates), self.options.candidate_floor)
