@@ -150,6 +150,7 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kapao_edge import outputs
+    from kapao_edge.data import SourceError
     from kapao_edge.errors import InputError
     from kapao_edge.runtime.stream import stream
 
@@ -179,7 +180,15 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
             TextColumn("{task.fields[status]}"), console=console, transient=True,
         ))
         task = bar.add_task(f"predict {frames.describe()}", total=frames.total, status="")
-        for frame, result in poses_stream.with_frames():
+        results = poses_stream.with_frames()
+        while True:
+            try:
+                frame, result = next(results)
+            except StopIteration:
+                break
+            except SourceError as exc:  # a live source gave up: keep what was done, report it after the summary
+                summary["source_error"] = str(exc)
+                break
             poses = result.poses
             drawn = outputs.draw_result(frame.image_bgr, poses, pipeline.preset) if (save_images or show) else None
             if video is not None:
@@ -282,6 +291,10 @@ def predict(
     for key, label in (("video", "video"), ("jsonl", "JSON lines"), ("results_json", "COCO results")):
         if summary.get(key):
             console.print(f"{label}: {summary[key]}", markup=False)
+    if summary.get("source_error"):
+        from kapao_edge.data import SourceError
+
+        raise SourceError(summary["source_error"])
     if stopper.signum is not None:
         name = signal.Signals(stopper.signum).name
         err_console.print(f"stopped by {name} after {summary['frames']} frame(s); outputs are complete up to there",

@@ -338,9 +338,8 @@ class CaptureSource(FrameSource):
             if not self.live:
                 break
             if failures >= self.retries:
-                raise SourceError(
-                    f"{self.label} stopped delivering frames after frame {index}; gave up after {self.retries} retries"
-                )
+                attempts = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+                raise SourceError(f"{self.label} stopped delivering frames after frame {index}; gave up after {attempts}")
             failures += 1
             time.sleep(self.retry_delay)
             self._capture.release()

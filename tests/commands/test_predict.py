@@ -285,3 +285,24 @@ def test_a_signal_during_a_video_run_leaves_a_playable_video_and_valid_json_line
     assert _count_frames_by_reading(out / "long.mp4") == len(lines), "the video holds every frame it reports"
     assert sorted(p.name for p in out.iterdir()) == ["long.jsonl", "long.mp4", "results.json"]
     assert len(json.loads((out / "results.json").read_text())) == sum(len(line["poses"]) for line in lines)
+
+
+def test_a_live_source_that_gives_up_keeps_the_outputs_of_the_frames_before(tmp_path: Path, posing_checkpoint: Path):
+    """A video played as a live source ends like an unplugged camera: retried, then reported once."""
+    from kapao_edge.commands.predict import _StopOnSignal, make_pipeline, run_predict
+    from kapao_edge.data import open_source
+    from kapao_edge.engines import load_engine
+
+    video = _write_video(tmp_path / "cam.avi", 5)
+    with load_engine(posing_checkpoint, backend="torch") as engine:
+        pipeline = make_pipeline(engine, imgsz=192, config=None, postprocess_backend="auto")
+        with open_source(video, live=True, retries=1, retry_delay=0.0) as frames:
+            video.unlink()  # the device is gone once its buffered frames are read
+            summary = run_predict(pipeline, frames, tmp_path / "out", save_images=True, save_json=True,
+                                  save_jsonl=True, show=False, stopper=_StopOnSignal())
+    assert "stopped delivering frames" in summary["source_error"] and "gave up after 1 retry" in summary["source_error"]
+    lines = _json_lines(tmp_path / "out" / "cam.jsonl")
+    assert 1 <= len(lines) == summary["frames"] <= 5
+    assert lines[-1]["frame"] == 4 and lines[-1]["frame"] - (len(lines) - 1) == lines[-1]["dropped"]
+    assert _count_frames_by_reading(tmp_path / "out" / "cam.mp4") == len(lines)
+    assert (tmp_path / "out" / "results.json").is_file()
