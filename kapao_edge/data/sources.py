@@ -240,12 +240,14 @@ class FrameSource:
     def __init__(self) -> None:
         self.skipped: list[tuple[str, str]] = []
         self.on_warning = lambda message: warnings.warn(message, stacklevel=3)
+        self.closed = False
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
     def close(self) -> None:
         """Release what the source holds; safe to call twice."""
+        self.closed = True
 
     def __enter__(self) -> FrameSource:
         return self
@@ -351,6 +353,7 @@ class CaptureSource(FrameSource):
             raise InputError(f"no frame of {self.label} could be decoded")
 
     def close(self) -> None:
+        super().close()
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.release()
@@ -385,6 +388,7 @@ class ArraySource(FrameSource):
             yield Frame(None, index, as_bgr(item), time.time() if self.live else None)
 
     def close(self) -> None:
+        super().close()
         close = getattr(self.frames, "close", None)
         if callable(close):
             close()

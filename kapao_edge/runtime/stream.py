@@ -331,8 +331,9 @@ class PoseStream:
     """Iterator of ``PoseResult`` in frame order over one source; see ``stream``.
 
     ``source`` is the opened ``FrameSource`` (its ``fps``, ``live``, ``skipped``), ``policy`` the
-    policy in use, ``dropped`` the frames dropped so far. Use it in a ``with`` block or iterate it to
-    the end; either way the threads are joined and a camera released.
+    policy in use, ``dropped`` the frames dropped so far. At the end of the source, on an error and on
+    Ctrl-C the threads are joined and the source (a camera) released; a consumer that stops early
+    should use ``with`` (or ``close()``) for the same.
     """
 
     def __init__(self, run: StageRun, source: FrameSource, policy: Policy) -> None:
@@ -347,7 +348,11 @@ class PoseStream:
         return self
 
     def __next__(self) -> Any:
-        flight, result, post_s, end = next(self.run)
+        try:
+            flight, result, post_s, end = next(self.run)
+        except BaseException:  # the end, a failure or Ctrl-C: threads are joined; release the source too
+            self.close()
+            raise
         timings = dict(getattr(result, "timings", None) or {})
         timings.update(flight.timings)
         if post_s is not None:
@@ -400,7 +405,8 @@ def stream(
     The source opens now, so a missing file, camera or unreachable URL raises ``InputError`` here.
     ``policy`` defaults to ``latest`` for live sources (cameras, RTSP) and ``wait`` otherwise; each
     result carries ``frame_index``, ``timestamp``, ``dropped`` (frames dropped before it) and
-    ``timings`` (seconds: read, preprocess, infer, postprocess, latency).
+    ``timings`` (seconds: read, preprocess, infer, postprocess, latency). Under ``latest`` every link
+    holds one frame whatever ``queue_size`` says: a frame waiting between stages is latency too.
     """
     frames = open_source(source, strict=strict, live=live, retries=retries, retry_delay=retry_delay,
                          timeout_s=timeout_s)

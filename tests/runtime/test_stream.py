@@ -189,12 +189,14 @@ def test_stream_of_a_video_equals_the_per_image_pipeline_frame_for_frame(bundled
     with stream(bundled_pipeline, scene_video) as poses_stream:
         assert poses_stream.policy == "wait" and poses_stream.source.fps == pytest.approx(10.0)
         results = list(poses_stream)
+        assert poses_stream.source.closed, "the end of the stream releases the source"
     assert [r.frame_index for r in results] == list(range(12))
     assert [r.dropped for r in results] == [0] * 12
     np.testing.assert_allclose([r.timestamp for r in results], np.arange(12) / 10.0, atol=1e-6)
     for result, want in zip(results, reference):
         _assert_same_poses(result.poses, want)
-        assert {"read", "latency"} <= set(result.timings) and all(v >= 0 for v in result.timings.values())
+        assert set(result.timings) == {"read", "preprocess", "infer", "postprocess", "latency"}
+        assert all(v >= 0 for v in result.timings.values())
 
 
 def test_stream_of_arrays_and_folders_equals_the_per_image_pipeline(bundled_pipeline, synth_set: Path):
@@ -233,5 +235,7 @@ def test_live_stream_keeps_up_by_dropping_and_reports_it_frame_by_frame(bundled_
 def test_stream_raises_at_call_time_for_sources_that_cannot_open(bundled_pipeline, tmp_path: Path):
     with pytest.raises(InputError, match="does not exist"):
         stream(bundled_pipeline, tmp_path / "missing.mp4")
+    with pytest.raises(InputError, match="policy"):
+        stream(bundled_pipeline, iter([]), policy="newest")
     with pytest.raises(InputError, match="cannot open camera"):
         stream(bundled_pipeline, 97)
