@@ -1,13 +1,15 @@
 """`predict` on a video: the pipelined stream against the sequential loop it replaced, side by side.
 
     python benchmarks/predict_stream.py [--weights bundled] [--imgsz 448] [--frames 40] [--rounds 3]
+        [--frame-size 1280x720] [--threads 1]
 
 Both variants use one engine and one video (synthetic scenes the bundled model was not trained on)
 and write the same outputs: a drawn mp4 and one JSON line per frame. Sequential: read a frame, run
 the pipeline, draw, write, then the next frame (the loop predict had before streams). Pipelined:
 `kapao_edge.commands.predict.run_predict`, which reads, pre-processes, infers and post-processes on
 their own threads while the main thread draws and writes. Rounds alternate the two so both see the
-same machine state; prints frames per second (median over rounds) and the ratio.
+same machine state; prints frames per second (median over rounds), the ratio and the load average:
+overlap can only help when a core is free, so on a machine other jobs saturate expect about 1x.
 
 Use ``--threads 1`` on a small, shared CPU: torch's OpenMP team of 2+ threads on the main thread
 collapses when other processes hold the cores (seconds per frame), which the sequential loop suffers
@@ -17,6 +19,7 @@ and a worker thread does not, so the default thread count measures that artefact
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -34,13 +37,14 @@ from kapao_edge.presets import get_preset
 from kapao_edge.runtime import PosePipeline
 
 
-def make_video(folder: Path, frames: int, size: int) -> Path:
-    """``frames`` synthetic scenes (seed 20261204) as a 10 fps mp4v video of ``size`` x ``size``."""
+def make_video(folder: Path, frames: int, size: int, frame_wh: tuple[int, int]) -> Path:
+    """``frames`` synthetic scenes (seed 20261204, rendered at ``size``) as a 10 fps mp4v video whose
+    frames are ``frame_wh``: a camera's frame, letterboxed down to the model input by the pipeline."""
     generate_dataset(folder / "scenes", frames, 20261204, get_preset("coco"), size, workers=1)
     video = folder / "scenes.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (size, size))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, frame_wh)
     for image in sorted((folder / "scenes" / "images").iterdir()):
-        writer.write(cv2.resize(cv2.imread(str(image)), (size, size)))
+        writer.write(cv2.resize(cv2.imread(str(image)), frame_wh, interpolation=cv2.INTER_LINEAR))
     writer.release()
     return video
 
@@ -73,8 +77,10 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=448)
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frame-size", default="1280x720", help="WxH of the video's frames")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    frame_wh = tuple(int(v) for v in args.frame_size.lower().split("x"))
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -83,7 +89,7 @@ def main() -> None:
     variants = {"sequential": sequential, "pipelined": pipelined}
     fps: dict[str, list[float]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        video = make_video(Path(tmp), args.frames, args.imgsz)
+        video = make_video(Path(tmp), args.frames, args.imgsz, frame_wh)
         pipeline(next(iter_frames(video)).image_bgr)  # warm-up: first-call allocations are nobody's cost
         for round_index in range(args.rounds):
             order = list(variants) if round_index % 2 == 0 else list(reversed(variants))
@@ -94,8 +100,9 @@ def main() -> None:
                 fps[name].append(count / (time.perf_counter() - start))
                 assert count == args.frames, f"{name} processed {count} of {args.frames} frames"
     medians = {name: statistics.median(values) for name, values in fps.items()}
-    print(f"{engine.backend} engine, {args.frames} frames at {args.imgsz} px, torch threads {torch.get_num_threads()}, "
-          f"{args.rounds} rounds")
+    print(f"{engine.backend} engine, imgsz {args.imgsz}, {args.frames} frames of {frame_wh[0]}x{frame_wh[1]}, "
+          f"torch threads {torch.get_num_threads()}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
     for name, values in fps.items():
         print(f"  {name:<11} {medians[name]:6.2f} fps (rounds: {', '.join(f'{v:.2f}' for v in values)})")
     print(f"  pipelined / sequential: {medians['pipelined'] / medians['sequential']:.2f}x")
