@@ -306,3 +306,25 @@ def test_a_live_source_that_gives_up_keeps_the_outputs_of_the_frames_before(tmp_
     assert lines[-1]["frame"] == 4 and lines[-1]["frame"] - (len(lines) - 1) == lines[-1]["dropped"]
     assert _count_frames_by_reading(tmp_path / "out" / "cam.mp4") == len(lines)
     assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_the_documented_interface_with_the_bundled_model(tmp_path: Path, synth_set: Path):
+    """`kapao-edge predict VIDEO --weights bundled --out DIR`: an annotated mp4 and a .jsonl under DIR,
+    one object per frame with its poses (keypoints, box, score), at the model's documented 448 px."""
+    from kapao_edge.commands.predict import documented_imgsz
+
+    assert documented_imgsz(Path("bundled")) == 448
+    video = tmp_path / "scenes.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 8.0, (320, 240))
+    for image in sorted((synth_set / "images").iterdir())[:4]:
+        writer.write(cv2.resize(cv2.imread(str(image)), (320, 240)))
+    writer.release()
+    out = tmp_path / "dir"
+    result = _invoke(video, "--weights", "bundled", "--out", out)
+    assert result.exit_code == 0, result.output
+    (mp4,), (jsonl,) = list(out.glob("*.mp4")), list(out.glob("*.jsonl"))
+    lines = _json_lines(jsonl)
+    assert len(lines) == 4 == _count_frames_by_reading(mp4)
+    poses = [pose for line in lines for pose in line["poses"]]
+    assert poses, "the bundled model finds the people in its kind of scenes"
+    assert all(set(pose) == {"keypoints", "box", "score"} for pose in poses)
