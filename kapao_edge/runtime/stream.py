@@ -32,6 +32,20 @@ _POLL_S = 0.05  # how often a blocked thread looks at the stop flag
 _DONE = object()  # end of stream marker, passed down every link
 
 
+class _Flag:
+    """A stop flag without a lock (unlike threading.Event), so a signal handler can raise it even
+    while the main thread is inside ``close``; blocked threads poll it every ``_POLL_S``."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @dataclasses.dataclass
 class _Failure:
     """An exception raised by the source or a stage, carried to the consumer to be raised there."""
@@ -52,7 +66,7 @@ class _LatestSlot:
         self.cond = threading.Condition()
         self.dropped = 0
 
-    def put(self, item: Any, stop: threading.Event) -> bool:
+    def put(self, item: Any, stop: _Flag) -> bool:
         with self.cond:
             if isinstance(item, tuple):
                 while sum(isinstance(i, tuple) for i in self.items) >= self.size:
@@ -63,7 +77,7 @@ class _LatestSlot:
             self.cond.notify()
         return not stop.is_set()
 
-    def get(self, stop: threading.Event) -> Any:
+    def get(self, stop: _Flag) -> Any:
         with self.cond:
             while not self.items:
                 if stop.is_set():
@@ -78,7 +92,7 @@ class _Queue:
     def __init__(self, size: int) -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=size)
 
-    def put(self, item: Any, stop: threading.Event) -> bool:
+    def put(self, item: Any, stop: _Flag) -> bool:
         while not stop.is_set():
             try:
                 self.queue.put(item, timeout=_POLL_S)
@@ -87,7 +101,7 @@ class _Queue:
                 continue
         return False
 
-    def get(self, stop: threading.Event) -> Any:
+    def get(self, stop: _Flag) -> Any:
         while not stop.is_set():
             try:
                 return self.queue.get(timeout=_POLL_S)
@@ -99,7 +113,7 @@ class _Queue:
         return self.queue.qsize()
 
 
-def _read(items: Iterable[Any], link, stop: threading.Event) -> None:
+def _read(items: Iterable[Any], link, stop: _Flag) -> None:
     """Reader thread: number the items and pass them on; the iterator is created and closed here."""
     iterator = None
     try:
@@ -116,7 +130,7 @@ def _read(items: Iterable[Any], link, stop: threading.Event) -> None:
             close()  # a generator's own finally blocks run in the thread that drove it
 
 
-def _work(stage: Callable[[Any], Any], source, sink: _Queue, stop: threading.Event, count_drops: bool) -> None:
+def _work(stage: Callable[[Any], Any], source, sink: _Queue, stop: _Flag, count_drops: bool) -> None:
     """Stage thread: apply ``stage`` to each item in arrival order; markers pass straight through."""
     taken = 0
     while True:
@@ -161,7 +175,7 @@ class StageRun:
         self.items, self.policy, self.join_timeout = items, policy, join_timeout
         self.dropped_before = 0
         self.index = -1
-        self._stop = threading.Event()
+        self._stop = _Flag()
         self._closed = False
         first = _LatestSlot(1) if policy == "latest" else _Queue(queue_size)
         links = [first] + [_Queue(queue_size) for _ in stages]
