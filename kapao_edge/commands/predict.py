@@ -6,6 +6,7 @@ processed frame and a COCO results JSON into a fresh run folder; shows live FPS 
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from kapao_edge.commands._common import console, err_console, user_errors
 
 STILL_KINDS = ("image", "folder", "glob")
 STAGES = ("read", "preprocess", "infer", "postprocess", "pipeline", "latency")
+LIVE_WINDOW = 30  # frames the live FPS and stage times are measured over
 
 
 def open_engine(weights: Optional[Path], engine: Optional[Path], *, device: str = "cpu",
@@ -139,13 +141,13 @@ class _Display:
             cv2.destroyAllWindows()
 
 
-def _percentile_ms(values: list[float], q: float = 50.0) -> float:
+def _percentile_ms(values, q: float = 50.0) -> float:
     import numpy as np
 
     return float(np.percentile(np.asarray(values) * 1000.0, q)) if values else float("nan")
 
 
-def _stage_text(timings: dict[str, list[float]]) -> str:
+def _stage_text(timings: dict[str, Any]) -> str:
     return ", ".join(f"{name} {_percentile_ms(timings[name]):.1f}" for name in STAGES if timings.get(name))
 
 
@@ -164,12 +166,13 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
 
     still = frames.kind in STILL_KINDS
     summary: dict[str, Any] = {"frames": 0, "poses": 0, "dropped": 0, "run_dir": str(run_dir)}
-    timings: dict[str, list[float]] = {}
+    timings: dict[str, list[float]] = {}  # every frame, for the summary's p50
+    recent: dict[str, collections.deque] = {}  # the last LIVE_WINDOW frames, for the live status line
+    done_at: collections.deque = collections.deque(maxlen=LIVE_WINDOW)  # perf_counter of recent frames
     coco: list[dict[str, Any]] = []
-    warnings_seen: list[str] = []
+    shown_at = 0.0
 
     def warn(message: str) -> None:
-        warnings_seen.append(message)
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
     start = time.perf_counter()
@@ -217,15 +220,19 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
             summary["dropped"] = int(result.dropped)
             for name, seconds in result.timings.items():
                 timings.setdefault(name, []).append(seconds)
-            elapsed = time.perf_counter() - start
-            if summary["frames"] % 5 == 1 or frames.total is not None:
-                status = f"{summary['frames'] / elapsed:.1f} fps | p50 ms: {_stage_text(timings)}"
+                recent.setdefault(name, collections.deque(maxlen=LIVE_WINDOW)).append(seconds)
+            now = time.perf_counter()
+            done_at.append(now)
+            if now - shown_at >= 0.5 or summary["frames"] == 1:  # a status line twice a second is plenty
+                shown_at = now
+                span = done_at[-1] - done_at[0]
+                fps = (len(done_at) - 1) / span if span > 0 else 0.0
+                status = f"{fps:.1f} fps | p50 ms: {_stage_text(recent)}"
                 if result.dropped:
                     status += f" | dropped {result.dropped}"
-                bar.update(task, advance=1, status=status)
-            else:
-                bar.advance(task)
-            if not display.show(drawn if drawn is not None else frame.image_bgr):
+                bar.update(task, status=status)
+            bar.advance(task)
+            if not display.show(drawn if drawn is not None else frame.image_bgr) or stopper.signum is not None:
                 break
         if video is not None:
             summary["video"] = str(video.close()) if video.frames else None
@@ -235,7 +242,8 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
             summary["jsonl"] = str(jsonl.target)
     elapsed = time.perf_counter() - start
     summary["fps"] = summary["frames"] / elapsed if elapsed > 0 else 0.0
-    summary["stage_p50_ms"] = {name: _percentile_ms(values) for name, values in timings.items()}
+    order = [name for name in STAGES if name in timings] + [name for name in timings if name not in STAGES]
+    summary["stage_p50_ms"] = {name: _percentile_ms(timings[name]) for name in order}
     summary["skipped"] = list(frames.skipped)
     if save_json:
         summary["results_json"] = str(outputs.write_coco_results(run_dir / "results.json", coco))
