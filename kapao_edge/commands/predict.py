@@ -157,7 +157,7 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
     import contextlib
 
     import cv2
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kapao_edge import outputs
     from kapao_edge.data import SourceError
@@ -187,10 +187,10 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
         poses_stream = stack.enter_context(stream(pipeline, frames, on_warning=warn))
         stopper.on_stop = poses_stream.stop
         bar = stack.enter_context(Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("{task.fields[status]}"), console=console, transient=True,
         ))
-        task = bar.add_task(f"predict {frames.describe()}", total=frames.total, status="")
+        task = bar.add_task(frames.name, total=frames.total, status="")
         results = poses_stream.with_frames()
         while True:
             try:
