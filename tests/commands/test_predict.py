@@ -328,3 +328,13 @@ def test_the_documented_interface_with_the_bundled_model(tmp_path: Path, synth_s
     poses = [pose for line in lines for pose in line["poses"]]
     assert poses, "the bundled model finds the people in its kind of scenes"
     assert all(set(pose) == {"keypoints", "box", "score"} for pose in poses)
+
+
+def test_show_without_a_display_warns_once_and_runs(tmp_path: Path, posing_checkpoint: Path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    video = _write_video(tmp_path / "walk.avi", 3)
+    result = _invoke(video, "--weights", posing_checkpoint, "--out", tmp_path / "out", "--imgsz", "192", "--show")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("no display") == 1
+    assert len(_json_lines(tmp_path / "out" / "walk.jsonl")) == 3
