@@ -308,6 +308,8 @@ class CaptureSource(FrameSource):
                 capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
             else:
                 capture = cv2.VideoCapture(self.target)
+        if capture.isOpened() and self.kind == "camera":
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # where the driver allows: no queue of stale frames
         if not capture.isOpened():
             capture.release()
             if self.kind == "camera":
@@ -330,8 +332,7 @@ class CaptureSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         index = failures = 0
         while self._capture is not None:
-            with _QuietCv2():
-                ok, image = self._capture.read()
+            ok, image = self._capture.read()
             if ok and image is not None:
                 failures = 0
                 yield Frame(self.path, index, as_bgr(image), self._timestamp(index))
@@ -346,7 +347,7 @@ class CaptureSource(FrameSource):
             time.sleep(self.retry_delay)
             self._capture.release()
             try:
-                self._capture = self._open()
+                self._capture = self._open()  # quiet: a failed reopen counts as a retry, not a log line
             except InputError:
                 self._capture = cv2.VideoCapture()  # not opened: the next read fails and counts as a retry
         if index == 0 and self.kind == "video":
