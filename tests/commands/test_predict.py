@@ -278,9 +278,12 @@ def test_a_signal_during_a_video_run_leaves_a_playable_video_and_valid_json_line
         if process.poll() is None:
             process.kill()
     assert process.returncode == code, stdout + stderr
-    assert f"stopped by {signame}" in stderr
+    import re
+
+    said = re.search(rf"stopped by {signame} after (\d+) frame", stderr)
+    assert said, stderr
     lines = _json_lines(jsonl)  # every line parses
-    assert 5 <= len(lines) < 400
+    assert 5 <= len(lines) < 400 and len(lines) == int(said.group(1))
     assert [line["frame"] for line in lines] == list(range(len(lines)))
     assert _count_frames_by_reading(out / "long.mp4") == len(lines), "the video holds every frame it reports"
     assert sorted(p.name for p in out.iterdir()) == ["long.jsonl", "long.mp4", "results.json"]
