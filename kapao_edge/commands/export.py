@@ -21,24 +21,34 @@ def export(
     rewrite: Annotated[bool, typer.Option("--rewrite/--no-rewrite", help="Exact rewrites: BN fusion, Focus -> conv, SPP -> cascaded pools.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Output .onnx file (default: the checkpoint name with .onnx).")] = None,
     preset: Annotated[Optional[str], typer.Option(help="Dataset preset (coco, crowdpose) when the checkpoint does not say.")] = None,
+    input_format: Annotated[str, typer.Option("--input", metavar="FORMAT", help="Graph input: 'float' (B,3,H,W) RGB in [0,1], or 'uint8' (B,H,W,3) letterboxed BGR frames scaled in the graph.")] = "float",
+    max_candidates: Annotated[Optional[int], typer.Option(metavar="K", help="End the graph with the K rows of highest objectness above --candidate-floor, plus their count (GPU deployment; 1..3840, 1024 measured safe).")] = None,
+    candidate_floor: Annotated[float, typer.Option(metavar="OBJ", help="Objectness floor of --max-candidates (rows at or below it never leave the engine).")] = 0.001,
 ) -> None:
     """Export to ONNX, check the graph, and verify it against PyTorch with ONNX Runtime."""
     from kapao_edge.data import check_input_size
+    from kapao_edge.errors import InputError
     from kapao_edge.export import export_onnx
     from kapao_edge.model import read_checkpoint
 
+    from kapao_edge.io_options import IoOptions
+
     check_input_size(imgsz)
+    if max_candidates is not None and max_candidates <= 0:
+        raise InputError(f"--max-candidates must be a positive number of rows, got {max_candidates}")
+    io = IoOptions(input_format, max_candidates, candidate_floor)
     loaded = read_checkpoint(weights, preset=preset)
     target = out if out is not None else Path(loaded.path.stem + ".onnx")
     with console.status(f"exporting {loaded.path.name} -> {target}"):
         report = export_onnx(
             loaded.model, target, imgsz=tuple(imgsz), batch=batch, dynamic=dynamic, opset=opset,
-            simplify=simplify, rewrite=rewrite, source_path=loaded.path,
+            simplify=simplify, rewrite=rewrite, source_path=loaded.path, io=io,
         )
     shape_in = ", ".join(str(d) for d in report.input_shape)
     shape_out = ", ".join(str(d) for d in report.output_shape)
     console.print(f"wrote {report.path} ({report.file_size / 1024**2:.1f} MiB, opset {report.opset}, {report.seconds:.1f} s)", markup=False)
-    console.print(f"  images ({shape_in}) -> predictions ({shape_out})", markup=False)
+    counted = " + num_candidates (batch)" if io.compact else ""
+    console.print(f"  images {io.input_format} ({shape_in}) -> predictions ({shape_out}){counted}", markup=False)
     console.print(f"  rewrites: {report.rewrites}", markup=False)
     slim = f"{report.nodes_exported} -> {report.nodes_final} nodes (onnxslim)" if report.simplified else f"{report.nodes_final} nodes"
     console.print(f"  graph: {slim}; ONNX checker passed", markup=False)

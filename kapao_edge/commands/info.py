@@ -87,6 +87,7 @@ def _onnx_details(path: str) -> dict[str, Any]:
         "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
         "graph_input": _value_shape(proto.graph.input[0]),
         "graph_output": _value_shape(proto.graph.output[0]),
+        "graph_outputs": [_value_shape(output) for output in proto.graph.output],
         "nodes": len(proto.graph.node),
     }
     text = read_onnx_metadata(proto)
@@ -106,13 +107,13 @@ def _value_shape(value: Any) -> dict[str, Any]:
 
 
 def _onnx_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
-    graph_in, graph_out = details["graph_input"], details["graph_output"]
+    graph_in = details["graph_input"]
     rows = [
         ("file", details["file"]),
         ("format", f"ONNX (opset {details['opset']}, {details['nodes']} nodes)"),
         ("file size", f"{details['file_size'] / 1024**2:.1f} MiB"),
         ("input", f"{graph_in['name']} {_format_shape(graph_in['shape'])}"),
-        ("output", f"{graph_out['name']} {_format_shape(graph_out['shape'])}"),
+        ("output", "; ".join(f"{o['name']} {_format_shape(o['shape'])}" for o in details["graph_outputs"])),
     ]
     meta = details["kapao_edge"]
     if meta is None:
@@ -124,6 +125,7 @@ def _onnx_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
         ("preset", str(meta.get("preset"))),
         ("keypoints", f"K={meta.get('num_keypoints')}"),
         ("input shape", _format_shape(meta.get("input_shape", []))),
+        ("I/O", _format_io(meta)),
         ("dynamic axes", ", ".join(dynamic) or "none (fixed shape)"),
         ("precision", str(meta.get("precision"))),
         ("strides", ", ".join(str(s) for s in meta.get("strides", []))),
@@ -133,6 +135,15 @@ def _onnx_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
         ("exported by", f"kapao-edge {meta.get('package_version')} ({meta.get('exporter', 'unknown exporter')})"),
     ]
     return rows
+
+
+def _format_io(meta: dict[str, Any]) -> str:
+    from kapao_edge.engines.base import EngineMetadata
+
+    try:
+        return EngineMetadata.from_dict(meta).describe_io()
+    except Exception as exc:  # an edited entry: say so rather than hide the rest of the table
+        return f"unreadable ({exc})"
 
 
 def _format_shape(shape: list[Any]) -> str:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
-from kapao_edge.data import prepare_val, rect_batch_shape
 from kapao_edge.data.coco import KeypointDataset, load_keypoint_dataset
 from kapao_edge.engines.base import Engine
 from kapao_edge.errors import InputError
 from kapao_edge.eval.coco_eval import evaluate_keypoints, pck, results_to_coco
-from kapao_edge.postprocess import Poses, PostprocessConfig, postprocess
+from kapao_edge.postprocess import Poses, PostprocessConfig
 
 
 @dataclass
@@ -37,57 +34,32 @@ def predict_dataset(
     postprocess_backend: str = "auto",
     progress: bool = True,
     tta: bool = False,
+    preprocess: str = "val",
 ) -> dict[int, Poses]:
-    """Poses for every image of ``dataset`` through the official validation pre-processing.
+    """Poses for every image of ``dataset`` through ``PosePipeline``.
 
-    Long side resized to ``imgsz`` (INTER_AREA when shrinking), then letterboxed without enlarging to
-    the engine's fixed shape, or to the image's own rectangle rounded up to 64 for dynamic engines.
-    ``tta`` runs the official augmented inference (scales 0.8, 1, 1.2; the middle pass mirrored).
-    Without ``config``: the official val thresholds with what the model file recommends.
+    ``preprocess="val"`` is the official validation path: long side resized to ``imgsz``
+    (INTER_AREA when shrinking), then letterboxed without enlarging to the engine's fixed shape, or
+    to the image's own rectangle rounded up to 64 for dynamic engines. "host" / "device" measure the
+    deployment letterbox instead (the device one runs on the engine's device). ``tta`` runs the
+    official augmented inference (scales 0.8, 1, 1.2; the middle pass mirrored). Without
+    ``config``: the official val thresholds with what the model file recommends.
     """
     from rich.progress import Progress
 
+    from kapao_edge.runtime.pipeline import PosePipeline
+
     config = config or PostprocessConfig.named("val", engine.metadata.postprocess)
-    fixed_hw = engine.metadata.default_hw
-    run = _augmented(engine) if tta else engine
+    pipeline = PosePipeline(
+        engine, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend, preprocess=preprocess, tta=tta
+    )
     poses_by_id: dict[int, Poses] = {}
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("val", total=len(dataset))
         for index, record in enumerate(dataset.images):
-            image = dataset.load_image(index)
-            batch_hw = fixed_hw or rect_batch_shape([image.shape[:2]], imgsz)
-            chw, info = prepare_val(image, imgsz, batch_hw=batch_hw)  # (3, H, W)
-            predictions = run(chw[None])  # (1, N, No)
-            poses_by_id[record.id] = postprocess(
-                predictions, info.input_hw, [info.original_hw], config, backend=postprocess_backend
-            )[0]
+            poses_by_id[record.id] = pipeline(dataset.load_image(index)).poses
             bar.advance(task)
     return poses_by_id
-
-
-def _augmented(engine: Engine) -> Callable[[np.ndarray], np.ndarray]:
-    """The engine behind test-time augmentation; TTA resizes the input, so the engine must accept any size."""
-    import torch
-
-    from kapao_edge.model.tta import predict_tta
-
-    if not engine.metadata.dynamic_hw:
-        height, width = engine.metadata.default_hw
-        raise InputError(
-            f"test-time augmentation resizes the input, but this {engine.backend} engine is fixed at "
-            f"{height}x{width}: export it with dynamic height and width, or drop --tta"
-        )
-    max_stride = max(engine.metadata.strides)
-
-    def network(images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(engine(images.numpy()))  # (B, N, No)
-
-    def run(images: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            batch = torch.from_numpy(images)  # (B, 3, H, W)
-            return predict_tta(network, batch, preset=engine.preset, max_stride=max_stride).numpy()  # (B, N', No)
-
-    return run
 
 
 def validate(
@@ -101,6 +73,7 @@ def validate(
     protocol: str = "auto",
     progress: bool = True,
     tta: bool = False,
+    preprocess: str = "val",
 ) -> ValidationResult:
     """AP/AR (pycocotools, the preset's OKS sigmas) and PCK@0.2 of ``engine`` on a keypoint set."""
     dataset = load_keypoint_dataset(annotations, images_dir)
@@ -112,7 +85,7 @@ def validate(
     start = time.perf_counter()
     poses_by_id = predict_dataset(
         engine, dataset, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend, progress=progress,
-        tta=tta,
+        tta=tta, preprocess=preprocess,
     )
     seconds = time.perf_counter() - start
     image_ids = list(poses_by_id)

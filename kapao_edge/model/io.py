@@ -39,8 +39,9 @@ def uint8_frames_to_input(frames: torch.Tensor) -> torch.Tensor:
 def select_candidates(predictions: torch.Tensor, k: int, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, N, No) -> the K highest-objectness rows above ``floor`` in row order (B, K, No), count (B,).
 
-    Scores are padded with K sentinels, so K may exceed N (small inputs) without a shape-dependent
-    branch that would break export; padding and sub-floor rows come out as zero rows.
+    Selected rows come first, in their original order (so NMS breaks score ties as on the full
+    output), zero rows after them. Scores are padded with K sentinels, so K may exceed N (small
+    inputs) without a shape-dependent branch that would break export.
     """
     batch, num_rows, num_outputs = predictions.shape
     objectness = predictions[..., 4]  # (B, N)
@@ -48,12 +49,14 @@ def select_candidates(predictions: torch.Tensor, k: int, floor: float) -> tuple[
     count = above.sum(dim=1, dtype=torch.int32)  # (B,)
     score = torch.where(above, objectness, torch.full_like(objectness, -1.0))  # (B, N)
     padded = torch.cat([score, score.new_full((batch, k), -2.0)], dim=1)  # (B, N + K)
-    top = torch.topk(padded, k, dim=1).indices  # (B, K)
-    rows = torch.sort(top, dim=1).values  # (B, K) ascending: the original row order
-    safe_rows = torch.clamp(rows, max=num_rows - 1)  # padding indices point at a real row, then zeroed
-    gathered = torch.gather(predictions, 1, safe_rows.unsqueeze(-1).expand(batch, k, num_outputs))  # (B, K, No)
-    keep = (rows < num_rows) & (gathered[..., 4] > floor)  # (B, K): real rows above the floor
-    candidates = torch.where(keep.unsqueeze(-1), gathered, torch.zeros_like(gathered))  # (B, K, No)
+    values, top = torch.topk(padded, k, dim=1)  # (B, K) each
+    selected = values > floor  # (B, K): real rows above the floor (padding and sub-floor rows score < 0)
+    past_end = num_rows + k  # larger than any index: unselected entries sort behind the selected ones
+    order = torch.sort(torch.where(selected, top, top + past_end), dim=1).values  # (B, K)
+    real = order < past_end  # (B, K): the first count (or K) entries
+    rows = torch.where(real, order, torch.zeros_like(order)).clamp(max=num_rows - 1)  # (B, K) row indices
+    gathered = torch.gather(predictions, 1, rows.unsqueeze(-1).expand(batch, k, num_outputs))  # (B, K, No)
+    candidates = torch.where(real.unsqueeze(-1), gathered, torch.zeros_like(gathered))  # (B, K, No)
     return candidates, count
 
 

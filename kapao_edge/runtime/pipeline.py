@@ -146,7 +146,7 @@ class PosePipeline:
         fixed_hw = engine.metadata.default_hw
         self.imgsz = fixed_hw if fixed_hw is not None else (imgsz or 640)
         auto = fixed_hw is None
-        self.preprocessor = self._part(preprocess, auto)
+        self.preprocessor = self._part(preprocess, auto, imgsz)
         self.config = config or PostprocessConfig.named("demo", engine.metadata.postprocess)
         self.postprocess_backend = postprocess_backend
         self.tracker = tracker
@@ -156,7 +156,7 @@ class PosePipeline:
         self._warned_dropped = False
         self._check_floor()
 
-    def _part(self, preprocess: str | Any, auto: bool) -> Any:
+    def _part(self, preprocess: str | Any, auto: bool, asked_imgsz: Any) -> Any:
         if not isinstance(preprocess, str):
             return preprocess
         on_gpu = self.engine.device != "cpu" and self.engine.letterboxes_on_device
@@ -169,8 +169,8 @@ class PosePipeline:
                 raise InputError(f"the {self.engine.backend} engine cannot letterbox on its device; use preprocess='host'")
             return DeviceLetterbox(self.imgsz, auto=auto)
         if preprocess == "val":
-            size = self.imgsz if isinstance(self.imgsz, int) else max(self.imgsz)
-            return ValResize(size, fixed_hw=self.engine.metadata.default_hw)
+            size = asked_imgsz or self.imgsz  # the long side; a fixed-shape engine still fixes the batch shape
+            return ValResize(size if isinstance(size, int) else max(size), fixed_hw=self.engine.metadata.default_hw)
         raise InputError(f"preprocess must be auto, host, device or val, got {preprocess!r}")
 
     def _check_floor(self) -> None:
