@@ -36,6 +36,7 @@ __all__ = [
     "Frame",
     "FrameSource",
     "LetterboxInfo",
+    "SourceError",
     "as_bgr",
     "check_input_size",
     "count_frames",
@@ -49,6 +50,5 @@ __all__ = [
     "rect_batch_shape",
     "resize_long_side",
     "source_kind",
-    "SourceError",
     "to_tensor_batch",
 ]
