@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -138,3 +139,16 @@ def test_output_folder_under_a_file_is_refused_without_creating_anything(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
     assert outputs.check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_output_folder_is_refused(tmp_path: Path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(InputError, match="not writable"):
+            outputs.check_output_dir(locked / "run")
+    finally:
+        locked.chmod(0o755)
+    assert not (locked / "run").exists()
