@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import queue
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
@@ -248,8 +249,12 @@ class StageRun:
         self.close()
 
     def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            self.close()
+        if getattr(self, "_closed", True):
+            return
+        if sys.is_finalizing():  # interpreter exit: daemon threads are frozen, joining them would wait
+            self._stop.set()
+            return
+        self.close()
 
 
 def run_stages(items: Iterable[Any], stages: Sequence[Callable[[Any], Any]], *, queue_size: int = 2,

@@ -71,6 +71,14 @@ def test_a_slow_consumer_holds_the_source_back_instead_of_growing_memory():
     assert source.closed, "stopping early closes the source"
 
 
+def test_breaking_out_of_a_plain_for_loop_joins_the_threads_and_closes_the_source():
+    source = _Counted(1000)
+    for frame in run_stages(source, [lambda a: a]):
+        if frame[0] == 2:
+            break
+    assert source.closed and not _stream_threads()
+
+
 def test_an_error_in_a_stage_reaches_the_consumer_after_the_items_before_it():
     def fails_at_five(x):
         if x == 5:
