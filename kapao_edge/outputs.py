@@ -67,12 +67,18 @@ class VideoWriter:
     ``close`` runs on every exit path (``with``), interrupted ones included: OpenCV then writes the
     index that makes the file playable, so the video holds exactly the ``frames`` written. A video with
     no frame is removed instead. Frames of another size than the first are resized to it.
+
+    ``pace_frames=N`` (live sources, where dropped frames make the source's fps wrong for what is
+    kept): the first N frames wait in memory and the fps is the rate their timestamps show, so the
+    recording plays at the speed it happened.
     """
 
-    def __init__(self, target: str | os.PathLike, fps: float | None = None) -> None:
+    def __init__(self, target: str | os.PathLike, fps: float | None = None, *, pace_frames: int = 0) -> None:
         self.target = Path(target)
         self.fps = float(fps) if fps and fps > 0 else DEFAULT_FPS
         self.frames = 0
+        self.pace_frames = pace_frames
+        self._pending: list[tuple[np.ndarray, float | None]] = []  # (frame, timestamp) until the pace is known
         self._writer = None
         self._size: tuple[int, int] | None = None
         try:
@@ -83,8 +89,27 @@ class VideoWriter:
         os.close(fd)
         self.tmp = Path(name)
 
-    def write(self, image_bgr: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 BGR frame."""
+    def write(self, image_bgr: np.ndarray, timestamp: float | None = None) -> None:
+        """Append one (H, W, 3) uint8 BGR frame (``timestamp`` in seconds, used by ``pace_frames``)."""
+        self.frames += 1
+        if self._writer is None and self.pace_frames > 0:
+            self._pending.append((image_bgr, timestamp))
+            if len(self._pending) >= self.pace_frames:
+                self._flush_pending()
+            return
+        self._encode(image_bgr)
+
+    def _flush_pending(self) -> None:
+        """Set the fps from the held frames' timestamps, then encode them."""
+        pending, self._pending = self._pending, []
+        times = [t for _, t in pending if t is not None]
+        if len(times) == len(pending) >= 2 and times[-1] > times[0]:
+            self.fps = (len(times) - 1) / (times[-1] - times[0])
+        self.pace_frames = 0
+        for image, _ in pending:
+            self._encode(image)
+
+    def _encode(self, image_bgr: np.ndarray) -> None:
         import cv2
 
         if self._writer is None:
@@ -96,10 +121,11 @@ class VideoWriter:
         if (image_bgr.shape[1], image_bgr.shape[0]) != self._size:
             image_bgr = cv2.resize(image_bgr, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(image_bgr)
-        self.frames += 1
 
     def close(self) -> Path | None:
         """Finalize and rename to ``target``; the path, or None when no frame was written."""
+        if self._pending:
+            self._flush_pending()
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.release()

@@ -152,3 +152,19 @@ def test_an_unwritable_output_folder_is_refused(tmp_path: Path):
     finally:
         locked.chmod(0o755)
     assert not (locked / "run").exists()
+
+
+def test_a_paced_video_takes_its_fps_from_the_timestamps_of_what_was_kept(tmp_path: Path):
+    """A live source at 30 fps whose every third frame was kept plays back at 10 fps, in real time."""
+    target = tmp_path / "camera0.mp4"
+    with outputs.VideoWriter(target, fps=30.0, pace_frames=4) as video:
+        for index in range(6):
+            video.write(_grey(40 * index), timestamp=100.0 + index * 0.1)
+    capture = cv2.VideoCapture(str(target))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0, abs=0.01)
+    capture.release()
+    assert len(_read_all(target)) == 6
+    with outputs.VideoWriter(tmp_path / "short.mp4", fps=30.0, pace_frames=10) as video:
+        for index in range(3):  # fewer frames than the pace window: they are written at close
+            video.write(_grey(50), timestamp=index * 0.5)
+    assert len(_read_all(tmp_path / "short.mp4")) == 3

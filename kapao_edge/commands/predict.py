@@ -186,7 +186,8 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
         jsonl = stack.enter_context(outputs.JsonLinesWriter(run_dir / f"{frames.name}.jsonl")) if save_jsonl else None
         video = None
         if save_images and not still:
-            video = stack.enter_context(outputs.VideoWriter(run_dir / f"{frames.name}.mp4", frames.fps))
+            pace = 30 if frames.live else 0  # live: dropped frames make the source fps wrong for what is kept
+            video = stack.enter_context(outputs.VideoWriter(run_dir / f"{frames.name}.mp4", frames.fps, pace_frames=pace))
         display = _Display(show)
         stack.callback(display.close)
         poses_stream = stack.enter_context(stream(pipeline, frames, on_warning=warn))
@@ -208,7 +209,7 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
             poses = result.poses
             drawn = outputs.draw_result(frame.image_bgr, poses, pipeline.preset) if (save_images or show) else None
             if video is not None:
-                video.write(drawn)
+                video.write(drawn, frame.timestamp)
             elif save_images and still:
                 target = run_dir / frame.name
                 from kapao_edge.utils.io import atomic_path
