@@ -296,7 +296,7 @@ class CaptureSource(FrameSource):
         fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else None
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.total = count if count > 0 and kind == "video" else None
+        self.total = count if count > 0 and kind != "camera" else None
 
     def _open(self) -> cv2.VideoCapture:
         with _QuietCv2():

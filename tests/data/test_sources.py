@@ -220,3 +220,79 @@ def test_live_source_that_stops_delivering_is_retried_then_reported(tmp_path: Pa
             frames.append(frame)
     assert len(frames) == 5
     source.close()
+
+
+@pytest.fixture()
+def local_http(tmp_path: Path):
+    """HTTP servers on 127.0.0.1 only: ``serve(handler_class) -> base URL``, shut down after the test."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    servers = []
+
+    def serve(handler) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_video_file_over_http_is_a_finite_url_source(local_http, video_file: Path):
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    class Files(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    base = local_http(functools.partial(Files, directory=str(video_file.parent)))
+    source = open_source(f"{base}/clip.avi", timeout_s=5.0)
+    assert (source.kind, source.live, source.total, source.name) == ("url", False, 5, "clip")
+    frames = list(source)  # ends like a file: no retry, no error
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose([f.timestamp for f in frames], [0.0, 0.1, 0.2, 0.3, 0.4], atol=1e-6)
+
+
+def test_a_live_mjpeg_stream_that_ends_is_retried_then_reported_once(local_http):
+    from http.server import BaseHTTPRequestHandler
+
+    class Mjpeg(BaseHTTPRequestHandler):
+        """An IP camera's MJPEG stream that sends 6 frames, then hangs up (and refuses afterwards)."""
+
+        served = 0
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if Mjpeg.served:
+                self.send_error(503)
+                return
+            Mjpeg.served += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for value in range(6):
+                ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 40 * value, np.uint8))
+                assert ok
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % jpeg.size
+                                 + jpeg.tobytes() + b"\r\n")
+                self.wfile.flush()
+
+    base = local_http(Mjpeg)
+    source = open_source(f"{base}/live.mjpg", timeout_s=5.0, retries=2, retry_delay=0.0)
+    assert source.live and source.total is None
+    frames = []
+    with pytest.raises(SourceError, match="live.mjpg stopped delivering frames after frame 6; gave up after 2 retries"):
+        for frame in source:
+            frames.append(frame)
+    assert [f.index for f in frames] == list(range(6))
+    means = [float(f.image_bgr.mean()) for f in frames]
+    assert means == sorted(means)
+    source.close()
+    assert source.closed
