@@ -107,3 +107,38 @@ def test_error_contract(command: str, case: str, files, tmp_path: Path) -> None:
 def test_imgsz_grammar_refuses_nonsense(command: str, files, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, _argv(command, files["good_pt"], tmp_path / "o.json", "big", files))
     assert result.exit_code == 2 and "N or HxW" in result.stderr
+
+
+def _run_at_80(args: list[str]) -> str:
+    """The CLI in a fresh process with COLUMNS=80, as a CI log would see it."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from kapao_edge.cli import app; app()", *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _assert_readable(text: str) -> None:
+    assert "…" not in text, text  # nothing cut to 'kapao…' or '2569.…'
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+
+
+def test_bench_table_at_80_columns(files, tmp_path: Path) -> None:
+    long_name = tmp_path / "kapao_tiny_coco_random_with_a_long_descriptive_name.pt"
+    long_name.write_bytes(files["good_pt"].read_bytes())
+    text = _run_at_80(["bench", "-w", f"{long_name},{files['good_pt']}", "--imgsz", "128", "--iters", "1", "--warmup", "0"])
+    _assert_readable(text)
+    # Folded cells continue on the next lines of their column: read the engine column top to bottom.
+    column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert long_name.name in column and column.count("kapao_tiny_coco_random") == 2, column
+
+
+def test_demo_table_at_80_columns(tmp_path: Path) -> None:
+    text = _run_at_80(["demo", "--images", "1", "--out", str(tmp_path / "demo")])
+    _assert_readable(text)
+    assert "PCK@0.2" in text and "AP50" in text

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import typer
 from rich.console import Console
 
 from kapao_edge.errors import KapaoEdgeError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 F = TypeVar("F", bound=Callable)
 
@@ -129,3 +132,13 @@ def check_writable(target: Path | None) -> None:
         raise InputError(f"cannot write to {target}: {existing} is a file, not a folder; choose another output path")
     if not os.access(existing, os.W_OK):
         raise InputError(f"cannot write to {target}: {existing} is not writable; choose another output path")
+
+
+def folding_table(title: str, columns: list[str], *, left: tuple[str, ...] = ()) -> "Table":
+    """A table whose cells fold onto more lines instead of being cut to 'kapao…' in narrow CI logs."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for name in columns:
+        table.add_column(name, justify="left" if name in left else "right", overflow="fold")
+    return table

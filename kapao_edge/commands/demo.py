@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, long_side, parse_imgsz, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, parse_imgsz, user_errors
 
 
 @user_errors
@@ -27,7 +27,6 @@ def demo(
     import json
 
     import cv2
-    from rich.table import Table
 
     from kapao_edge.data.synth import generate_dataset
     from kapao_edge.engines.torch_backend import TorchEngine
@@ -61,10 +60,7 @@ def demo(
         cv2.imwrite(str(drawn_dir / info["file_name"]), canvas)
 
     sizes = f"{imgsz} px" if scene_size == imgsz else f"{scene_size} px scenes, {imgsz} px input"
-    table = Table(title=f"{weights} on {images} new synthetic scenes ({sizes})")
-    for name in ("AP", "AP50", "AP75", "AR"):
-        table.add_column(name, justify="right")
-    table.add_column("PCK@0.2", justify="right")
+    table = folding_table(f"{weights} on {images} new synthetic scenes ({sizes})", ["AP", "AP50", "AP75", "AR", "PCK@0.2"])
     table.add_row(*(f"{result.metrics[name]:.1f}" for name in ("AP", "AP50", "AP75", "AR")), f"{result.pck['PCK']:.1f}")
     console.print(table)
     console.print(f"drawn poses: {drawn_dir}", markup=False)

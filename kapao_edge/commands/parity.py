@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, long_side, model_imgsz, parse_imgsz, split_list, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, model_imgsz, parse_imgsz, split_list, user_errors
 
 
 @user_errors
@@ -29,8 +29,6 @@ def parity(
     tolerance_int8: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for INT8 variants.")] = 1.0,
 ) -> None:
     """Evaluate reference and variants on the same images; exit non-zero if any |ΔAP| is out of tolerance."""
-    from rich.table import Table
-
     from kapao_edge.bench.report import require_matplotlib
     from kapao_edge.errors import InputError
     from kapao_edge.eval.parity import build_variants, parse_precisions, run_parity, write_parity_plot
@@ -58,9 +56,11 @@ def parity(
             )
         report = run_parity(weights, data, images, paths, imgsz=imgsz, tolerances=tolerances, on_step=step)
 
-    table = Table(title=f"{data.name}: {report.num_images} images, imgsz {imgsz}")
-    for column in ("engine", "precision", "AP", "AP50", "AP75", "AR", "ΔAP", "kp err px", "score err", "ok"):
-        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    table = folding_table(
+        f"{data.name}: {report.num_images} images, imgsz {imgsz}",
+        ["engine", "precision", "AP", "AP50", "AP75", "AR", "ΔAP", "kp err px", "score err", "ok"],
+        left=("engine", "precision"),
+    )
     ref = report.reference
     table.add_row("torch (reference)", "fp32", *(_num(ref[k]) for k in ("AP", "AP50", "AP75", "AR")), "", "", "", "")
     for v in report.variants:

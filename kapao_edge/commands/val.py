@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, long_side, model_imgsz, parse_imgsz, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, model_imgsz, parse_imgsz, user_errors
 from kapao_edge.commands.predict import open_engine, postprocess_config
 
 
@@ -36,8 +36,6 @@ def val(
     )] = False,
 ) -> None:
     """Evaluate keypoint AP/AR (pycocotools) and PCK@0.2."""
-    from rich.table import Table
-
     from kapao_edge.eval.validate import validate
     from kapao_edge.utils.io import write_text_atomic
 
@@ -54,10 +52,9 @@ def val(
             postprocess_backend=postprocess_backend, protocol=protocol, tta=tta,
         )
     augmented = ", TTA" if tta else ""
-    table = Table(title=f"{data.name}: {result.num_images} images, {len(result.results)} poses{augmented}")
-    for name in result.metrics:
-        table.add_column(name, justify="right")
-    table.add_column("PCK@0.2", justify="right")
+    table = folding_table(
+        f"{data.name}: {result.num_images} images, {len(result.results)} poses{augmented}", [*result.metrics, "PCK@0.2"]
+    )
     table.add_row(*(f"{v:.1f}" for v in result.metrics.values()), f"{result.pck['PCK']:.1f}")
     console.print(table)
     console.print(
