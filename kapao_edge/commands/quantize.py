@@ -9,6 +9,9 @@ import typer
 
 from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, long_side, model_imgsz, parse_imgsz, user_errors
 
+# Calibration-set size the default recipe was validated at (the documented ΔAP figures).
+SAFE_CALIB_IMAGES = 500
+
 
 @user_errors
 def quantize(
@@ -50,7 +53,8 @@ def quantize(
     float_convs = report.details.get("float_convs", report.excluded_nodes)
     others = report.details.get("float_other_nodes", 0)
     also = f" (and {others} other nodes: decode and activation ops)" if others else ""
-    console.print(f"  convs kept in float: {', '.join(float_convs) or 'none'}{also}", markup=False)
+    # A count on the console; the node names are in the JSON report.
+    console.print(f"  convs kept in float: {len(float_convs)}{also}; names in the report", markup=False)
     for key, value in report.details.items():
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {value}", markup=False)
@@ -69,6 +73,11 @@ def quantize(
     if report.sensitivity_path:
         console.print(f"  sensitivity ranking: {report.sensitivity_path}", markup=False)
     console.print(f"  report: {report.report_path}", markup=False)
+    if report.calibration and report.calibration.get("images", calib_images) < SAFE_CALIB_IMAGES:
+        console.print(
+            f"  [yellow]warning:[/] calibrated on {report.calibration['images']} images, fewer than the "
+            f"{SAFE_CALIB_IMAGES} the default INT8 recipe was measured with; AP may drop more (see docs/calibration-size.md)"
+        )
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {note}")
 
