@@ -43,7 +43,12 @@ def parity(
     chosen = ",".join(split_list(precisions)) or "fp32,fp16,int8"
     tolerances = {"fp32": tolerance_fp32, "fp16": tolerance_fp16, "int8": tolerance_int8}
     with tempfile.TemporaryDirectory(prefix="kapao-parity-") as scratch, console.status("parity") as status:
-        step = lambda text: status.update(text)  # noqa: E731
+        def step(text: str) -> None:
+            """A spinner on a terminal; in CI logs (no terminal) one line per step, so minutes are not silent."""
+            if console.is_terminal:
+                status.update(text)
+            else:
+                console.print(f"  {text}", style="dim", markup=False)
         if engine_list:
             paths = [Path(part) for part in engine_list]
             missing = [str(p) for p in paths if not p.is_file()]
