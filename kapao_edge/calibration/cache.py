@@ -109,7 +109,11 @@ def calibrate(
         "data_hash": data_hash,
         "model_sha256": model_sha,
         "seed": images.seed,
-        "input": settings["input"],
+        # Labelled, so the report never reads as a 4-D shape like [1, 640, 640, 640].
+        "input": {
+            "shape": [images.spec.batch, 3, images.spec.height, images.spec.width],
+            "letterbox_long_side": images.spec.imgsz,
+        },
     }
 
     from onnxruntime.quantization.calibrate import load_tensors_data, save_tensors_data

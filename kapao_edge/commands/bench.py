@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, model_imgsz, parse_imgsz, split_list, user_errors
 
 
 @user_errors
 def bench(
-    engine: Annotated[Optional[list[Path]], typer.Option("--engine", "-e", help="Deployed model (.onnx or a TensorRT .engine/.plan); repeat to compare several.")] = None,
-    weights: Annotated[Optional[list[Path]], typer.Option("--weights", "-w", help="Checkpoint run with the torch reference; repeatable.")] = None,
+    engine: Annotated[Optional[list[str]], typer.Option("--engine", "-e", metavar="FILE[,FILE]", help="Deployed model (.onnx or a TensorRT .engine/.plan); repeat or comma-separate to compare several.")] = None,
+    weights: Annotated[Optional[list[str]], typer.Option("--weights", "-w", metavar="FILE[,FILE]", help="Checkpoint run with the torch reference; repeat or comma-separate.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="Backend for --engine files (default: by suffix).")] = None,
     device: Annotated[str, typer.Option(help="Torch device for --weights: cpu or cuda.")] = "cpu",
     precision: Annotated[str, typer.Option(help="Torch precision for --weights: fp32 or fp16.")] = "fp32",
     providers: Annotated[Optional[str], typer.Option(help="ONNX Runtime providers, comma-separated: cpu, cuda, tensorrt.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (torch and ONNX Runtime); default: theirs.")] = None,
     batch: Annotated[int, typer.Option(help="Images per inference call.")] = 1,
-    imgsz: Annotated[tuple[int, int], typer.Option(help="Input height and width (multiples of 64) for dynamic engines.")] = (640, 640),
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     iters: Annotated[int, typer.Option(help="Timed iterations per engine.")] = 50,
     warmup: Annotated[int, typer.Option(help="Untimed iterations first.")] = 5,
     postprocess_backend: Annotated[str, typer.Option(help="Post-processor: auto, cpp or numpy.")] = "auto",
@@ -37,15 +36,15 @@ def bench(
     from kapao_edge.errors import InputError
     from kapao_edge.utils.io import write_text_atomic
 
-    entries = [(path, "torch") for path in weights or []] + [(path, backend) for path in engine or []]
+    entries = [(Path(p), "torch") for p in split_list(weights)] + [(Path(p), backend) for p in split_list(engine)]
     if not entries:
         raise InputError("give at least one --engine or --weights to benchmark")
     settings = BenchSettings(
-        batch=batch, imgsz=check_input_size(imgsz), iters=iters, warmup=warmup, postprocess_backend=postprocess_backend
+        batch=batch, imgsz=check_input_size(parse_imgsz(imgsz) or model_imgsz(entries[0][0])), iters=iters, warmup=warmup, postprocess_backend=postprocess_backend
     )
     for target in (json_out, plot):
         if target is not None:
-            _check_writable(target)
+            check_writable(target)
     if plot is not None:
         require_matplotlib()
     if threads is not None:
@@ -79,14 +78,3 @@ def _device_label(model, torch_device: str) -> str:
     providers = getattr(model, "providers", None)
     return providers[0].replace("ExecutionProvider", "").lower() if providers else "cpu"
 
-
-def _check_writable(target: Path) -> None:
-    """Fail before minutes of timing, not after, when an output cannot be written."""
-    from kapao_edge.errors import InputError
-
-    parent = target.parent if str(target.parent) else Path(".")
-    existing = parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise InputError(f"cannot write to {target}: {existing} is not a writable directory")

@@ -8,11 +8,11 @@ ground truth — so a new user sees real poses and a real AP within seconds of i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, parse_imgsz, user_errors
 
 
 @user_errors
@@ -21,13 +21,12 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder for the scenes, drawn poses and results.")] = Path("runs/demo"),
     images: Annotated[int, typer.Option(help="How many scenes to render and evaluate.")] = 8,
     seed: Annotated[int, typer.Option(help="Scene seed (the bundled model was trained on other seeds).")] = 20261121,
-    imgsz: Annotated[int, typer.Option(help="Network input size (multiple of 64); default: the model's documented size.")] = 0,
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
 ) -> None:
     """Render synthetic scenes, detect poses with the bundled model, draw them and report AP."""
     import json
 
     import cv2
-    from rich.table import Table
 
     from kapao_edge.data.synth import generate_dataset
     from kapao_edge.engines.torch_backend import TorchEngine
@@ -39,9 +38,11 @@ def demo(
 
     if images < 1:
         raise InputError(f"--images must be at least 1, got {images}")
+    requested = parse_imgsz(imgsz)
+    check_writable(out / "poses")
     loaded = read_checkpoint(weights)
     model = loaded.model
-    imgsz = imgsz or loaded.imgsz
+    imgsz = long_side(requested, "demo") if requested is not None else loaded.imgsz
     scene_size = loaded.scene_size or imgsz  # the scenes it knows, even when its input is larger
     annotations = generate_dataset(out / "scenes", images, seed, preset=model.preset.name, imgsz=scene_size, workers=0)
     with TorchEngine(model.fuse().eval()) as engine:
@@ -59,10 +60,7 @@ def demo(
         cv2.imwrite(str(drawn_dir / info["file_name"]), canvas)
 
     sizes = f"{imgsz} px" if scene_size == imgsz else f"{scene_size} px scenes, {imgsz} px input"
-    table = Table(title=f"{weights} on {images} new synthetic scenes ({sizes})")
-    for name in ("AP", "AP50", "AP75", "AR"):
-        table.add_column(name, justify="right")
-    table.add_column("PCK@0.2", justify="right")
+    table = folding_table(f"{weights} on {images} new synthetic scenes ({sizes})", ["AP", "AP50", "AP75", "AR", "PCK@0.2"])
     table.add_row(*(f"{result.metrics[name]:.1f}" for name in ("AP", "AP50", "AP75", "AR")), f"{result.pck['PCK']:.1f}")
     console.print(table)
     console.print(f"drawn poses: {drawn_dir}", markup=False)

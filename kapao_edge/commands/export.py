@@ -7,13 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, model_imgsz, parse_imgsz, user_errors
 
 
 @user_errors
 def export(
     weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint (.pt: official KAPAO or kapao-edge) or a bundled model name.")],
-    imgsz: Annotated[tuple[int, int], typer.Option(help="Input height and width (multiples of 64); the traced/fixed size.")] = (640, 640),
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     batch: Annotated[int, typer.Option(help="Batch size: fixed with --dynamic none, else the size verified.")] = 1,
     dynamic: Annotated[str, typer.Option(help="Dynamic axes: none, batch, or batch+hw (H and W in multiples of 64).")] = "batch+hw",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or newer).")] = 19,
@@ -33,7 +33,8 @@ def export(
 
     from kapao_edge.io_options import IoOptions
 
-    check_input_size(imgsz)
+    check_writable(out)
+    imgsz = check_input_size(parse_imgsz(imgsz) or model_imgsz(weights))
     if max_candidates is not None and max_candidates <= 0:
         raise InputError(f"--max-candidates must be a positive number of rows, got {max_candidates}")
     io = IoOptions(input_format, max_candidates, candidate_floor)

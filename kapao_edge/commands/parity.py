@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, model_imgsz, parse_imgsz, split_list, user_errors
 
 
 @user_errors
@@ -16,11 +16,11 @@ def parity(
     weights: Annotated[Path, typer.Option("--weights", "-w", help="Reference checkpoint (.pt).")],
     data: Annotated[Path, typer.Option("--data", help="Person-keypoints annotations JSON.")],
     images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
-    precisions: Annotated[str, typer.Option(help="Variants to make from --weights: comma list of fp32, fp16, int8.")] = "fp32,fp16,int8",
-    engines: Annotated[Optional[str], typer.Option(help="Comma list of ready .onnx files to compare instead.")] = None,
+    precisions: Annotated[Optional[list[str]], typer.Option(metavar="P[,P]", help="Variants to make from --weights: fp32, fp16, int8; repeat or comma-separate [default: fp32,fp16,int8].")] = None,
+    engines: Annotated[Optional[list[str]], typer.Option("--engines", "--engine", "-e", metavar="FILE[,FILE]", help="Ready .onnx files to compare instead; repeat or comma-separate.")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="INT8 calibration images (default: the --data set).")] = None,
     calib_images: Annotated[int, typer.Option(help="Images sampled for INT8 calibration.")] = 500,
-    imgsz: Annotated[int, typer.Option(help="Long side of the network input (multiple of 64).")] = 640,
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     work_dir: Annotated[Optional[Path], typer.Option(help="Where variants are written (default: a temporary folder).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the comparison as JSON.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write an AP bar chart (PNG; needs matplotlib).")] = None,
@@ -29,33 +29,43 @@ def parity(
     tolerance_int8: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for INT8 variants.")] = 1.0,
 ) -> None:
     """Evaluate reference and variants on the same images; exit non-zero if any |ΔAP| is out of tolerance."""
-    from rich.table import Table
-
     from kapao_edge.bench.report import require_matplotlib
     from kapao_edge.errors import InputError
     from kapao_edge.eval.parity import build_variants, parse_precisions, run_parity, write_parity_plot
     from kapao_edge.utils.io import write_text_atomic
 
+    imgsz = long_side(parse_imgsz(imgsz) or model_imgsz(weights), "parity")
+    for target in (json_out, plot):
+        check_writable(target)
     if plot is not None:
         require_matplotlib()
+    engine_list = split_list(engines)
+    chosen = ",".join(split_list(precisions)) or "fp32,fp16,int8"
     tolerances = {"fp32": tolerance_fp32, "fp16": tolerance_fp16, "int8": tolerance_int8}
     with tempfile.TemporaryDirectory(prefix="kapao-parity-") as scratch, console.status("parity") as status:
-        step = lambda text: status.update(text)  # noqa: E731
-        if engines:
-            paths = [Path(part.strip()) for part in engines.split(",") if part.strip()]
+        def step(text: str) -> None:
+            """A spinner on a terminal; in CI logs (no terminal) one line per step, so minutes are not silent."""
+            if console.is_terminal:
+                status.update(text)
+            else:
+                console.print(f"  {text}", style="dim", markup=False)
+        if engine_list:
+            paths = [Path(part) for part in engine_list]
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
                 raise InputError(f"engine file(s) not found: {', '.join(missing)}")
         else:
             paths = build_variants(
-                weights, parse_precisions(precisions), work_dir or Path(scratch), imgsz=imgsz,
+                weights, parse_precisions(chosen), work_dir or Path(scratch), imgsz=imgsz,
                 calib=calib if calib is not None else data, calib_images=calib_images, on_step=step,
             )
         report = run_parity(weights, data, images, paths, imgsz=imgsz, tolerances=tolerances, on_step=step)
 
-    table = Table(title=f"{data.name}: {report.num_images} images, imgsz {imgsz}")
-    for column in ("engine", "precision", "AP", "AP50", "AP75", "AR", "ΔAP", "kp err px", "score err", "ok"):
-        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    table = folding_table(
+        f"{data.name}: {report.num_images} images, imgsz {imgsz}",
+        ["engine", "precision", "AP", "AP50", "AP75", "AR", "ΔAP", "kp err px", "score err", "ok"],
+        left=("engine", "precision"),
+    )
     ref = report.reference
     table.add_row("torch (reference)", "fp32", *(_num(ref[k]) for k in ("AP", "AP50", "AP75", "AR")), "", "", "", "")
     for v in report.variants:

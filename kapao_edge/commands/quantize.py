@@ -7,7 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, long_side, model_imgsz, parse_imgsz, user_errors
+
+# Calibration-set size the default recipe was validated at (the documented ΔAP figures).
+SAFE_CALIB_IMAGES = 500
 
 
 @user_errors
@@ -21,17 +24,21 @@ def quantize(
     target: Annotated[str, typer.Option(help="INT8 flavour: tensorrt (symmetric Q/DQ, linted) or cpu (fastest on ONNX Runtime CPU).")] = "tensorrt",
     out: Annotated[Optional[Path], typer.Option(help="Output .onnx (default: <input>_<precision>.onnx).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
-    imgsz: Annotated[Optional[int], typer.Option(help="Calibration input size for models with dynamic H/W (default 640).")] = None,
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Calibration cache folder (default: calib_cache beside the output).")] = None,
     error_goal: Annotated[float, typer.Option(help="--exclude auto: output error to reach (position fraction + score).")] = 0.01,
 ) -> None:
     """Convert to FP16 (FP32 decode) or INT8 Q/DQ (calibrated, cached), with metadata and a JSON report."""
     from kapao_edge.calibration import quantize_onnx
 
+    requested = parse_imgsz(imgsz)
+    _check_onnx(onnx_file)
+    check_writable(out)
+    size = long_side(requested or model_imgsz(onnx_file), "quantize")
     # No spinner here: the calibration progress bar is the live display while images are read.
     report = quantize_onnx(
         onnx_file, precision=precision, calib=calib, calib_images=calib_images, method=method,
-        exclude=exclude, target=target, out=out, seed=seed, imgsz=imgsz, cache_dir=cache_dir,
+        exclude=exclude, target=target, out=out, seed=seed, imgsz=size, cache_dir=cache_dir,
         error_goal=error_goal, progress=True, on_step=lambda text: console.print(f"  {text}", style="dim", markup=False),
     )
     flavour = f"int8 ({report.target})" if report.precision == "int8" else "fp16"
@@ -46,7 +53,8 @@ def quantize(
     float_convs = report.details.get("float_convs", report.excluded_nodes)
     others = report.details.get("float_other_nodes", 0)
     also = f" (and {others} other nodes: decode and activation ops)" if others else ""
-    console.print(f"  convs kept in float: {', '.join(float_convs) or 'none'}{also}", markup=False)
+    # A count on the console; the node names are in the JSON report.
+    console.print(f"  convs kept in float: {len(float_convs)}{also}; names in the report", markup=False)
     for key, value in report.details.items():
         if not isinstance(value, (list, dict)):
             console.print(f"  {key}: {value}", markup=False)
@@ -65,5 +73,24 @@ def quantize(
     if report.sensitivity_path:
         console.print(f"  sensitivity ranking: {report.sensitivity_path}", markup=False)
     console.print(f"  report: {report.report_path}", markup=False)
+    if report.calibration and report.calibration.get("images", calib_images) < SAFE_CALIB_IMAGES:
+        console.print(
+            f"  [yellow]warning:[/] calibrated on {report.calibration['images']} images, fewer than the "
+            f"{SAFE_CALIB_IMAGES} the default INT8 recipe was measured with; AP may drop more (see docs/calibration-size.md)"
+        )
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {note}")
+
+
+def _check_onnx(path: Path) -> None:
+    """A missing, corrupt or non-ONNX input is one line with the fix, not a protobuf traceback."""
+    from kapao_edge.errors import InputError
+
+    if not path.is_file():
+        raise InputError(f"{path} not found: give the .onnx written by `kapao-edge export`")
+    try:
+        import onnx
+
+        onnx.load(str(path), load_external_data=False)
+    except Exception:
+        raise InputError(f"{path} is not a readable ONNX file: re-export it with `kapao-edge export`") from None

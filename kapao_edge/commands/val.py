@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, model_imgsz, parse_imgsz, user_errors
 from kapao_edge.commands.predict import open_engine, postprocess_config
 
 
@@ -18,7 +18,7 @@ def val(
     images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
     engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx or a TensorRT .engine/.plan).")] = None,
-    imgsz: Annotated[int, typer.Option(help="Long side of the network input (multiple of 64).")] = 640,
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'val' (official validation) or 'demo'.")] = "val",
     conf_thres: Annotated[Optional[float], typer.Option(help="Person confidence threshold (overrides the preset).")] = None,
     iou_thres: Annotated[Optional[float], typer.Option(help="Person NMS IoU threshold.")] = None,
@@ -36,11 +36,12 @@ def val(
     )] = False,
 ) -> None:
     """Evaluate keypoint AP/AR (pycocotools) and PCK@0.2."""
-    from rich.table import Table
-
     from kapao_edge.eval.validate import validate
     from kapao_edge.utils.io import write_text_atomic
 
+    size = long_side(parse_imgsz(imgsz) or model_imgsz(weights or engine), "val")
+    check_writable(save_json)
+    imgsz = size
     with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
         config = postprocess_config(
             thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
@@ -51,10 +52,9 @@ def val(
             postprocess_backend=postprocess_backend, protocol=protocol, tta=tta,
         )
     augmented = ", TTA" if tta else ""
-    table = Table(title=f"{data.name}: {result.num_images} images, {len(result.results)} poses{augmented}")
-    for name in result.metrics:
-        table.add_column(name, justify="right")
-    table.add_column("PCK@0.2", justify="right")
+    table = folding_table(
+        f"{data.name}: {result.num_images} images, {len(result.results)} poses{augmented}", [*result.metrics, "PCK@0.2"]
+    )
     table.add_row(*(f"{v:.1f}" for v in result.metrics.values()), f"{result.pck['PCK']:.1f}")
     console.print(table)
     console.print(

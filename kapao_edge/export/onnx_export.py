@@ -165,6 +165,9 @@ def export_onnx(
             "opset": opset,
             "exporter": "torch.export (dynamo)",
             "rewrites": rewrites.summary() if rewrites else "none",
+            # The size it was exported for (the model's documented size by default): what quantize
+            # calibrates at and val/parity evaluate at when H and W are dynamic.
+            "imgsz": [int(height), int(width)],
         }
         set_onnx_metadata(proto, metadata_json(metadata, **extra))
         onnx.save_model(proto, str(tmp), save_as_external_data=external)

@@ -18,7 +18,7 @@ def test_bench_compares_torch_and_onnx(reference_dir: Path, onnx_export, tmp_pat
     report, plot = tmp_path / "bench.json", tmp_path / "bench.png"
     result = runner.invoke(
         app,
-        ["bench", "--weights", str(weights), "--engine", str(onnx_path), "--engine", str(onnx_path), "--imgsz", "128", "192",
+        ["bench", "--weights", str(weights), "--engine", str(onnx_path), "--engine", str(onnx_path), "--imgsz", "128x192",
          "--batch", "2", "--iters", "3", "--warmup", "1", "--json", str(report), "--plot", str(plot)],
     )
     assert result.exit_code == 0, result.output
@@ -37,7 +37,7 @@ def test_bench_errors(tmp_path: Path, reference_dir: Path) -> None:
     nothing = runner.invoke(app, ["bench"])
     assert nothing.exit_code == 2 and "at least one --engine or --weights" in nothing.output
     weights = str(reference_dir / "kapao_tiny_coco_random.pt")
-    size = runner.invoke(app, ["bench", "-w", weights, "--imgsz", "100", "128"])
+    size = runner.invoke(app, ["bench", "-w", weights, "--imgsz", "100x128"])
     assert size.exit_code == 2 and "not a multiple of 64" in size.output
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -19,7 +19,7 @@ def cli_export(reference_dir: Path, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("cli") / "tiny.onnx"
     result = runner.invoke(
         app,
-        ["export", "--weights", str(reference_dir / "kapao_tiny_crowdpose_random.pt"), "--imgsz", "128", "192",
+        ["export", "--weights", str(reference_dir / "kapao_tiny_crowdpose_random.pt"), "--imgsz", "128x192",
          "--dynamic", "batch", "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
@@ -68,21 +68,21 @@ def _invoke_failing(args: list[str]) -> str:
 def test_bad_inputs_fail_cleanly_without_files(reference_dir: Path, tmp_path: Path) -> None:
     weights = str(reference_dir / "kapao_tiny_coco_random.pt")
     out = tmp_path / "out.onnx"
-    assert "not a multiple of 64" in _invoke_failing(["export", "-w", weights, "--imgsz", "100", "128", "--out", str(out)])
+    assert "not a multiple of 64" in _invoke_failing(["export", "-w", weights, "--imgsz", "100x128", "--out", str(out)])
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    assert "cannot write to" in _invoke_failing(["export", "-w", weights, "--imgsz", "128", "128", "--out", str(blocker / "m.onnx")])
+    assert "cannot write to" in _invoke_failing(["export", "-w", weights, "--imgsz", "128", "--out", str(blocker / "m.onnx")])
     notes = tmp_path / "notes.pt"
     notes.write_text("not a checkpoint")
     assert "not a PyTorch checkpoint" in _invoke_failing(["export", "-w", str(notes), "--out", str(out)])
-    assert "--dynamic must be one of" in _invoke_failing(["export", "-w", weights, "--imgsz", "128", "128", "--dynamic", "hw", "--out", str(out)])
+    assert "--dynamic must be one of" in _invoke_failing(["export", "-w", weights, "--imgsz", "128", "--dynamic", "hw", "--out", str(out)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "notes.pt"]
 
 
 def test_failed_verification_exits_non_zero_and_leaves_nothing(reference_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(onnx_export, "VERIFY_TOLERANCE", -1.0)  # unreachable: stands in for a bad graph
     out = tmp_path / "bad.onnx"
-    message = _invoke_failing(["export", "-w", str(reference_dir / "kapao_tiny_coco_random.pt"), "--imgsz", "128", "128",
+    message = _invoke_failing(["export", "-w", str(reference_dir / "kapao_tiny_coco_random.pt"), "--imgsz", "128",
                                "--dynamic", "none", "--no-simplify", "--out", str(out)])
     assert "differs from torch" in message
     assert list(tmp_path.iterdir()) == []
