@@ -189,8 +189,8 @@ def pose_records(poses: Any) -> list[dict[str, Any]]:
             "box": _rounded(poses.boxes[person], 2),  # (4,)
             "score": round(float(poses.scores[person]), 4),
         }
-        if ids is not None:
-            record["id"] = int(ids[person])
+        if ids is not None:  # null while the tracker has not confirmed the person yet (its -1)
+            record["id"] = int(ids[person]) if ids[person] >= 0 else None
         records.append(record)
     return records
 

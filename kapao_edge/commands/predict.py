@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, err_console, user_errors
+from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, long_side, model_imgsz, parse_imgsz, console, err_console, user_errors
 
 STILL_KINDS = ("image", "folder", "glob")
 STAGES = ("read", "preprocess", "infer", "postprocess", "pipeline", "latency")
@@ -47,14 +47,6 @@ def postprocess_config(thresholds: str, engine, **overrides):
     if thresholds not in PRESET_NAMES:  # named() would refuse it too, but without the option's name
         raise InputError(f"--thresholds must be one of {', '.join(PRESET_NAMES)}, got {thresholds!r}")
     return PostprocessConfig.named(thresholds, engine.metadata.postprocess, **overrides)
-
-
-def documented_imgsz(weights: Path) -> int:
-    """The input size a kapao-edge checkpoint says it was trained at (bundled: 448); 640 (the official
-    demo's) for files that do not say."""
-    from kapao_edge.model import read_checkpoint
-
-    return int(read_checkpoint(weights).meta.get("imgsz") or 640)
 
 
 def make_tracker(engine):
@@ -261,7 +253,7 @@ def predict(
     source: Annotated[str, typer.Argument(help="An image, a folder, a glob ('frames/*.jpg'), a video, a camera index (0) or an RTSP/HTTP URL.")],
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) or bundled model name, run with the PyTorch reference.")] = None,
     engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model: .onnx (ONNX Runtime) or .engine/.plan (TensorRT, built by `kapao-edge build`).")] = None,
-    imgsz: Annotated[Optional[int], typer.Option(help="Input size (long side, multiple of 64) for engines with dynamic shapes; default: the size a checkpoint documents (bundled: 448), else 640.")] = None,
+    imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'demo' (official image demo) or 'val'.")] = "demo",
     conf_thres: Annotated[Optional[float], typer.Option(help="Person confidence threshold (overrides the preset).")] = None,
     iou_thres: Annotated[Optional[float], typer.Option(help="Person NMS IoU threshold.")] = None,
@@ -287,8 +279,7 @@ def predict(
 
     check_output_dir(out)  # before the model loads: a bad --out costs nothing and leaves nothing
     frames = open_source(source, strict=strict)  # a missing file, camera or unreachable URL fails here
-    if imgsz is None:
-        imgsz = documented_imgsz(weights) if weights is not None else 640
+    imgsz = long_side(parse_imgsz(imgsz) or model_imgsz(weights or engine), "predict")
     try:
         with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
             config = postprocess_config(

@@ -247,7 +247,7 @@ class PosePipeline:
         results = []
         for index, (poses, info) in enumerate(zip(poses_list, infos)):
             if self.tracker is not None:
-                poses.ids = np.asarray(self.tracker.update(poses), dtype=np.int64)  # (P,)
+                poses = poses.with_ids(self.tracker.update(poses))  # ids (P,)
             meta = prepared.meta[index]
             results.append(
                 PoseResult(
