@@ -37,10 +37,11 @@ main()
 """
 
 
-def bench_ms(tree: Path, engine: Path, args: argparse.Namespace, out: Path) -> float:
+def bench_ms(tree: Path, engine: Path, args: argparse.Namespace, out: Path, *, old_grammar: bool) -> float:
     """Median end-to-end ms per frame of one engine, one fresh process."""
+    size = [str(args.imgsz), str(args.imgsz)] if old_grammar else [str(args.imgsz)]  # --imgsz H W before the one grammar
     command = [
-        sys.executable, "-c", _RUNNER, str(tree), "bench", "-e", str(engine), "--imgsz", str(args.imgsz), str(args.imgsz),
+        sys.executable, "-c", _RUNNER, str(tree), "bench", "-e", str(engine), "--imgsz", *size,
         "--iters", str(args.iters), "--warmup", str(args.warmup), "--json", str(out),
     ]
     if args.threads:
@@ -67,10 +68,10 @@ def main() -> None:
         for round_index in range(args.rounds):
             for engine in args.engine:
                 for label, tree in trees.items():
-                    ms = bench_ms(tree, engine, args, Path(tmp) / "bench.json")
+                    ms = bench_ms(tree, engine, args, Path(tmp) / "bench.json", old_grammar=label == "baseline")
                     samples.setdefault((engine.name, label), []).append(ms)
                     print(f"round {round_index + 1}: {engine.name} {label} {ms:.1f} ms/frame", flush=True)
-    print(f"\n| engine | baseline ms/frame | current ms/frame | current / baseline |\n|---|---|---|---|")
+    print("\n| engine | baseline ms/frame | current ms/frame | current / baseline |\n|---|---|---|---|")
     for engine in args.engine:
         old = statistics.median(samples[(engine.name, "baseline")])
         new = statistics.median(samples[(engine.name, "current")])

@@ -61,7 +61,7 @@ def main() -> None:
 
     fp32 = work / "model_fp32.onnx"
     if not fp32.is_file():
-        run([*cli, "export", "--weights", args.weights, "--imgsz", str(args.imgsz), str(args.imgsz),
+        run([*cli, "export", "--weights", args.weights, "--imgsz", str(args.imgsz),
              "--dynamic", "batch+hw", "--out", str(fp32)])
 
     variants: list[Path] = [fp32]
