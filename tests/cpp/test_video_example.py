@@ -35,7 +35,7 @@ def example_binary() -> Path:
 def bundled_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled model exported as today's float input / all-rows file, dynamic H and W."""
     out = tmp_path_factory.mktemp("onnx") / "bundled.onnx"
-    subprocess.run(["kapao-edge", "export", "--weights", "bundled", "--imgsz", str(IMGSZ), str(IMGSZ),
+    subprocess.run(["kapao-edge", "export", "--weights", "bundled", "--imgsz", str(IMGSZ),
                     "--out", str(out)], check=True, capture_output=True, text=True)
     return out
 
