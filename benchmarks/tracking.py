@@ -41,15 +41,6 @@ from kapao_edge.runtime.tracker import PoseTracker
 TRACKER_DEFAULTS = dict(high_score=0.4, low_score=0.1, match_threshold=0.3, max_lost=30, min_hits=2)
 
 
-def pose_pipeline_class():
-    """The one place this script imports PosePipeline (it may move to kapao_edge.runtime)."""
-    try:
-        from kapao_edge.runtime.pipeline import PosePipeline
-    except ImportError:
-        from kapao_edge.pipeline import PosePipeline
-    return PosePipeline
-
-
 def detect_sequence(pipeline, seed: int, frames: int, imgsz: tuple[int, int]) -> tuple[list, list[Poses]]:
     """Ground truth (ids, boxes, visible counts) and the model's poses for every frame of one video."""
     truth, poses = [], []
@@ -114,13 +105,13 @@ def main() -> None:
         return
     import torch
 
-    from kapao_edge.engines import load_engine
+    from kapao_edge import PosePipeline, load_engine
 
     torch.set_num_threads(args.threads)
     height, width = (int(v) for v in args.video_size.lower().split("x"))
     engine = load_engine("bundled", backend="torch")
     config = PostprocessConfig.named("demo", engine.metadata.postprocess, conf_thres=TRACKER_DEFAULTS["low_score"])
-    pipeline = pose_pipeline_class()(engine, imgsz=args.imgsz, config=config)
+    pipeline = PosePipeline(engine, imgsz=args.imgsz, config=config)
     tracker = PoseTracker(**TRACKER_DEFAULTS)
     total = MotCounts()
     per_sequence = []
