@@ -64,6 +64,7 @@ def path_ms(model: Any, frames: list[np.ndarray], size: int, device: str, *, new
     """End-to-end latency (one batch at a time) and pipelined throughput of one configuration."""
     import torch
 
+    from kapao_edge.bench.runner import measure_pipelined_fps
     from kapao_edge.engines.torch_backend import TorchEngine
     from kapao_edge.io_options import DEFAULT_MAX_CANDIDATES, IoOptions
     from kapao_edge.runtime.pipeline import PosePipeline
@@ -85,12 +86,7 @@ def path_ms(model: Any, frames: list[np.ndarray], size: int, device: str, *, new
         prepared = pipeline.preprocess(frames)
         inferred = pipeline.infer(prepared, timed=True)
         stages = {k: round(1e3 * v, 3) for k, v in inferred.output.stages.items()}
-        stream = [f for _ in range(iters) for f in frames]
-        for _ in pipeline.map(frames * max(warmup, 1), batch=len(frames)):
-            pass
-        start = time.perf_counter()
-        count = sum(1 for _ in pipeline.map(stream, batch=len(frames)))
-        fps = count / (time.perf_counter() - start)
+        fps = measure_pipelined_fps(pipeline, frames, iters, warmup)
         return {
             "latency_ms": latency,
             "pipelined_fps": fps,

@@ -129,7 +129,7 @@ def benchmark_engine(engine: Engine, name: str, settings: BenchSettings, *, devi
             totals.append(t1 - t0)
             cpu_seconds += cpu1 - cpu0
             bytes_h2d, bytes_d2h = prepared.bytes_to_device, inferred.bytes_to_host
-        pipelined_fps = _pipelined_fps(pipeline, frames, settings) if settings.pipelined else None
+        pipelined_fps = measure_pipelined_fps(pipeline, frames, settings.iters, settings.warmup) if settings.pipelined else None
 
     stages = {stage: summarize(values) for stage, values in samples.items() if values}
     frames_timed = batch * len(totals)
@@ -157,11 +157,11 @@ def benchmark_engine(engine: Engine, name: str, settings: BenchSettings, *, devi
     )
 
 
-def _pipelined_fps(pipeline: Any, frames: list[np.ndarray], settings: BenchSettings) -> float:
+def measure_pipelined_fps(pipeline: Any, frames: list[np.ndarray], iters: int, warmup: int) -> float:
     """Frames per second with pre-processing, inference and post-processing overlapped (PosePipeline.map)."""
     batch = len(frames)
-    stream = [frame for _ in range(settings.iters) for frame in frames]
-    for _ in pipeline.map(frames * max(settings.warmup, 1), batch=batch):
+    stream = [frame for _ in range(iters) for frame in frames]
+    for _ in pipeline.map(frames * max(warmup, 1), batch=batch):
         pass
     start = time.perf_counter()
     count = sum(1 for _ in pipeline.map(stream, batch=batch))
