@@ -16,14 +16,22 @@ from kapao_edge.errors import EngineError
 def info(
     path: Annotated[
         str,
-        typer.Argument(help="A checkpoint (.pt: official KAPAO or kapao-edge), a bundled model name, or an exported .onnx."),
+        typer.Argument(
+            metavar="MODEL",
+            help="A checkpoint (.pt: official KAPAO or kapao-edge), a bundled model name, an exported .onnx, "
+            "or a TensorRT plan (.engine/.plan, read from its JSON sidecar; TensorRT not needed).",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Print a model file's preset, keypoint count, parameter count, strides, anchors and input size."""
-    if Path(path).suffix.lower() == ".onnx":
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
         details = _onnx_details(path)
         rows = _onnx_rows(details)
+    elif suffix in (".engine", ".plan"):
+        details = _plan_details(path)
+        rows = _plan_rows(details)
     else:
         rows = _checkpoint_info(path)
         details = dict(rows)
@@ -99,6 +107,38 @@ def _onnx_details(path: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise EngineError(f"{file}: its kapao_edge metadata is not valid JSON ({exc})") from None
     return details
+
+
+def _plan_details(path: str) -> dict[str, Any]:
+    """A plan's metadata comes from the sidecar ``kapao-edge build`` wrote, so no TensorRT is needed."""
+    from kapao_edge.engines.tensorrt_backend import read_sidecar, sidecar_path
+
+    file = Path(path)
+    if not file.is_file():
+        raise EngineError(f"TensorRT plan not found: {file}")
+    read_sidecar(file)  # validates the sidecar (present, parseable, with a profile) with one clear error
+    return {"file": str(file), "file_size": file.stat().st_size,
+            "kapao_edge": json.loads(sidecar_path(file).read_text(encoding="utf-8"))}
+
+
+def _plan_rows(details: dict[str, Any]) -> list[tuple[str, str]]:
+    meta = details["kapao_edge"]
+    trt = meta.get("tensorrt", {})
+    profile = trt.get("profile", {})
+    shapes = ", ".join(f"{name} {'x'.join(map(str, profile[name]))}" for name in ("min", "opt", "max") if name in profile)
+    return [
+        ("file", details["file"]),
+        ("format", f"TensorRT plan (built with TensorRT {trt.get('version', 'unknown')})"),
+        ("file size", f"{details['file_size'] / 1024**2:.1f} MiB"),
+        ("profile", shapes or "not recorded"),
+        ("model", str(meta.get("model_name"))),
+        ("preset", str(meta.get("preset"))),
+        ("keypoints", f"K={meta.get('num_keypoints')}"),
+        ("input shape", _format_shape(meta.get("input_shape", []))),
+        ("I/O", _format_io(meta)),
+        ("precision", str(meta.get("precision"))),
+        ("thresholds", _format_recommended(meta.get("postprocess"))),
+    ]
 
 
 def _value_shape(value: Any) -> dict[str, Any]:

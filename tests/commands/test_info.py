@@ -77,3 +77,29 @@ def test_info_errors_are_one_clear_line(tmp_path: Path, reference_dir: Path, mon
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert not (tmp_path / "pwned-by-info").exists()
+
+
+def test_info_on_a_plan_reads_its_sidecar_without_tensorrt(tiny_onnx: Path, tmp_path: Path) -> None:
+    """`info model.engine` is what a Jetson user types after `build`; it must not need TensorRT itself."""
+    import onnx
+
+    from kapao_edge.build.tensorrt import Profile, write_sidecar
+    from kapao_edge.export.metadata import require_onnx_metadata
+
+    plan = tmp_path / "model.engine"
+    plan.write_bytes(b"serialized engine bytes are not read by info")
+    meta = require_onnx_metadata(onnx.load(str(tiny_onnx), load_external_data=False), tiny_onnx)
+    profile = Profile((1, 3, 256, 256), (1, 3, 256, 320), (2, 3, 512, 512))
+    write_sidecar(plan, meta, profile, {"version": "10.3.0"})
+
+    result = runner.invoke(app, ["info", str(plan)])
+    assert result.exit_code == 0, result.output
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.strip())
+    assert rows["format"] == "TensorRT plan (built with TensorRT 10.3.0)"
+    assert rows["profile"] == "min 1x3x256x256, opt 1x3x256x320, max 2x3x512x512"
+    assert rows["keypoints"] == f"K={meta['num_keypoints']}"
+
+    (tmp_path / "model.engine.json").unlink()
+    missing = runner.invoke(app, ["info", str(plan)])
+    assert missing.exit_code == 2
+    assert "no metadata sidecar" in missing.stderr and "Traceback" not in missing.output
