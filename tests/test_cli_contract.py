@@ -133,9 +133,12 @@ def test_bench_table_at_80_columns(files, tmp_path: Path) -> None:
     long_name.write_bytes(files["good_pt"].read_bytes())
     text = _run_at_80(["bench", "-w", f"{long_name},{files['good_pt']}", "--imgsz", "128", "--iters", "1", "--warmup", "0"])
     _assert_readable(text)
-    # Folded cells continue on the next lines of their column: read the engine column top to bottom.
-    column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
-    assert long_name.name in column and column.count("kapao_tiny_coco_random") == 2, column
+    # At 80 columns each engine is a column (#1, #2) named in a legend above: names and numbers whole.
+    lines = text.splitlines()
+    assert any(line.startswith(f"#1 {long_name.name}:") for line in lines), text
+    assert any(line.startswith(f"#2 {files['good_pt'].name}:") for line in lines), text
+    ratios = next(line for line in lines if "vs 1st" in line).split("│")[2:4]
+    assert [cell.strip() for cell in ratios][0] == "1.00x" and ratios[1].strip().endswith("x"), text
 
 
 def test_demo_table_at_80_columns(tmp_path: Path) -> None:

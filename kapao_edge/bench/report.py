@@ -17,26 +17,57 @@ def ratio_vs_first(results: list[BenchResult]) -> list[float]:
     return [first / (r.total["p50"] / r.batch) if r.total["p50"] else float("nan") for r in results]
 
 
-def render_table(results: list[BenchResult]) -> Any:
-    from rich.table import Table
+WIDE_TABLE_COLUMNS = 150  # below this a row per engine folds its numbers; one column per engine instead
 
-    timing = sorted({r.timing for r in results})
-    table = Table(title=f"kapao-edge bench: p50 ms per batch (p90, p99 in --json); engine stages by {', '.join(timing)}")
-    table.add_column("engine", overflow="fold")
-    table.add_column("batch x size", overflow="fold")
-    for stage in STAGE_ORDER:
-        if any(stage in r.stages for r in results):
-            table.add_column(stage, justify="right", overflow="fold")
-    table.add_column("total", justify="right", overflow="fold")
-    table.add_column("img/s", justify="right", overflow="fold")
-    table.add_column("img/s piped", justify="right", overflow="fold")
-    table.add_column("vs 1st", justify="right", overflow="fold", min_width=6)
-    table.add_column("CPU ms/img", justify="right", overflow="fold")
+
+def render_table(results: list[BenchResult], width: int | None = None) -> Any:
+    """One row per engine on a wide terminal; on a narrow one (an 80-column CI log) one column per
+    engine, named #1, #2, ... with the engines listed above, so no name or number is split."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    timing = ", ".join(sorted({r.timing for r in results}))
+    title = f"kapao-edge bench: p50 ms per batch (p90, p99 in --json); engine stages by {timing}"
+    columns = _columns(results)
+    if width is None or width >= WIDE_TABLE_COLUMNS:
+        table = Table(title=title)
+        for name, justify in columns:
+            table.add_column(name, justify=justify, overflow="fold", min_width=6 if name == "vs 1st" else None)
+        for row in _rows(results):
+            table.add_row(*row)
+        return table
+    legend = [Text(title)]
+    legend += [Text(f"#{i} {r.name}: {_describe(r)}", overflow="fold") for i, r in enumerate(results, 1)]
+    table = Table()
+    table.add_column("")
+    for i, _ in enumerate(results, 1):
+        table.add_column(f"#{i}", justify="right", no_wrap=True)
+    rows = _rows(results)
+    for index, (name, _) in enumerate(columns):
+        if name != "engine":
+            table.add_row(name, *(row[index] for row in rows))
+    return Group(*legend, table)
+
+
+def _describe(result: BenchResult) -> str:
+    return f"{result.backend} {result.precision} {result.device}, {result.preprocess}"
+
+
+def _columns(results: list[BenchResult]) -> list[tuple[str, str]]:
+    columns = [("engine", "left"), ("batch x size", "left")]
+    columns += [(stage, "right") for stage in STAGE_ORDER if any(stage in r.stages for r in results)]
+    columns += [(name, "right") for name in ("total", "img/s", "img/s piped", "vs 1st", "CPU ms/img")]
     if any(r.bytes_d2h_per_frame is not None for r in results):
-        table.add_column("KB up/down per img", justify="right", overflow="fold")
-    table.add_column("RSS MB", justify="right", overflow="fold")
+        columns.append(("KB up/down per img", "right"))
+    columns.append(("RSS MB", "right"))
+    return columns
+
+
+def _rows(results: list[BenchResult]) -> list[list[str]]:
+    rows = []
     for result, ratio in zip(results, ratio_vs_first(results)):
-        row = [f"{result.name}\n{result.backend} {result.precision} {result.device}, {result.preprocess}"]
+        row = [f"{result.name}\n{_describe(result)}"]
         row.append(f"{result.batch} x {result.input_hw[0]}x{result.input_hw[1]}")
         for stage in STAGE_ORDER:
             if any(stage in r.stages for r in results):
@@ -48,8 +79,8 @@ def render_table(results: list[BenchResult]) -> Any:
             moved = (result.bytes_h2d_per_frame, result.bytes_d2h_per_frame)
             row.append("-" if moved[1] is None else f"{moved[0] / 1024:.0f} / {moved[1] / 1024:.0f}")
         row.append(f"{result.peak_rss_mb:.0f}")
-        table.add_row(*row)
-    return table
+        rows.append(row)
+    return rows
 
 
 def _triple(summary: dict[str, float] | None) -> str:

@@ -60,7 +60,7 @@ def bench(
         with load_engine(path, backend=chosen, **options) as model:
             with console.status(f"benchmarking {path.name} ({model.backend})"):
                 results.append(benchmark_engine(model, path.name, settings, device=_device_label(model, device)))
-    console.print(render_table(results))
+    console.print(render_table(results, console.width))
     for result in results:
         for note in result.notes:
             console.print(f"[yellow]{result.name}:[/] {note}")
