@@ -30,8 +30,20 @@ def user_errors(func: F) -> F:
         except KapaoEdgeError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch":
+                raise
+            err_console.print(f"[bold red]error:[/] {TORCH_NEEDED.format(command=func.__name__)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+TORCH_NEEDED = (
+    "`kapao-edge {command}` needs PyTorch, which is not installed: pip install torch (on Jetson, NVIDIA's "
+    "torch wheel for your JetPack), or run it on another machine and copy the file; commands given an "
+    "--engine (.onnx or .engine) run without it"
+)
 
 
 IMGSZ_HELP = "Network input size: N (square) or HxW, multiples of 64 [default: the size the model file documents, else its fixed shape, else 640]."

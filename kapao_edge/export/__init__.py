@@ -1,8 +1,31 @@
-"""torch -> ONNX export: exact graph rewrites, metadata, slimming, checking and verification."""
+"""torch -> ONNX export: exact graph rewrites, metadata, slimming, checking and verification.
+
+The metadata helpers need no torch (``info``, ``quantize`` and the engines read ONNX metadata on
+machines without it, such as a Jetson running only ONNX Runtime or TensorRT), so the exporter and
+the rewrites are imported on first use.
+"""
+
+from typing import Any
 
 from kapao_edge.export.metadata import METADATA_KEY, metadata_json, parse_metadata, read_onnx_metadata
-from kapao_edge.export.onnx_export import DEFAULT_OPSET, DYNAMIC_MODES, ExportReport, export_onnx
-from kapao_edge.export.rewrites import RewriteReport, apply_rewrites
+
+_LAZY = {
+    "DEFAULT_OPSET": "onnx_export",
+    "DYNAMIC_MODES": "onnx_export",
+    "ExportReport": "onnx_export",
+    "export_onnx": "onnx_export",
+    "RewriteReport": "rewrites",
+    "apply_rewrites": "rewrites",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"kapao_edge.export.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'kapao_edge.export' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_OPSET",
