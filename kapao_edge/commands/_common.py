@@ -82,43 +82,44 @@ def long_side(size: int | tuple[int, int], command: str) -> int:
 
 
 def model_imgsz(model_file: str | Path | None) -> int | tuple[int, int]:
-    """Default input size: the size the model file documents (checkpoint or ONNX metadata), then the
-    file's fixed shape, then 640 — so nobody calibrates or evaluates at a size the model was not made for."""
+    """Default input size: the size the model file documents (checkpoint, ONNX metadata or a plan's
+    sidecar), then the file's fixed shape, then 640 (``EngineMetadata.documented_imgsz``), so nobody
+    calibrates or evaluates at a size the model was not made for. Unreadable files give 640 here and
+    are reported by the command that opens them."""
     if model_file is None:
         return FALLBACK_IMGSZ
     text = str(model_file)
-    if text.endswith(".onnx") and Path(text).is_file():
-        try:
+    try:
+        if text.endswith(".onnx"):
             import onnx
 
             from kapao_edge.export.metadata import parse_metadata, read_onnx_metadata
 
             raw = read_onnx_metadata(onnx.load(text, load_external_data=False))
-        except Exception:  # unreadable files are reported by the command that opens them
-            return FALLBACK_IMGSZ
-        if raw is None:
-            return FALLBACK_IMGSZ
-        import json
+            metadata = parse_metadata(raw, source=text) if raw is not None else None
+        elif text.endswith((".engine", ".plan")):
+            from kapao_edge.engines.tensorrt_backend import read_sidecar
 
-        documented = json.loads(raw).get("imgsz")
-        if documented:
-            return int(documented) if not isinstance(documented, list) else (int(documented[0]), int(documented[1]))
-        try:
-            fixed = parse_metadata(raw, source=text).default_hw
-        except Exception:
-            return FALLBACK_IMGSZ
-        if fixed is not None:
-            return fixed if fixed[0] != fixed[1] else fixed[0]
-        return FALLBACK_IMGSZ
-    if text.endswith((".engine", ".plan")):
-        return FALLBACK_IMGSZ
-    try:
-        from kapao_edge.model import read_checkpoint
+            metadata = read_sidecar(text)[0]
+        else:
+            from kapao_edge.model import read_checkpoint
 
-        loaded = read_checkpoint(text)
+            loaded = read_checkpoint(text)
+            return int(loaded.meta["imgsz"]) if "imgsz" in loaded.meta else FALLBACK_IMGSZ
+    except ModuleNotFoundError as exc:
+        if exc.name == "torch":  # a checkpoint on a machine without torch: the command says so itself
+            return FALLBACK_IMGSZ
+        raise
     except Exception:
         return FALLBACK_IMGSZ
-    return int(loaded.meta["imgsz"]) if "imgsz" in loaded.meta else FALLBACK_IMGSZ
+    if metadata is None:
+        return FALLBACK_IMGSZ
+    fixed = metadata.default_hw
+    if metadata.documented_imgsz is not None:
+        return metadata.documented_imgsz
+    if fixed is not None:
+        return fixed if fixed[0] != fixed[1] else fixed[0]
+    return FALLBACK_IMGSZ
 
 
 def split_list(values: list[str] | None) -> list[str]:

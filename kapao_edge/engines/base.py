@@ -64,6 +64,17 @@ class EngineMetadata:
         return (h, w) if isinstance(h, int) and isinstance(w, int) else None
 
     @property
+    def documented_imgsz(self) -> int | tuple[int, int] | None:
+        """The input size the model documents (export records it; a trained checkpoint's ``imgsz``), or None.
+
+        The default size everywhere (CLI and ``PosePipeline``): the documented size, then the fixed
+        shape, then 640, so nobody runs a model at a size it was not made for by accident."""
+        size = self.extra.get("imgsz")
+        if isinstance(size, (list, tuple)) and len(size) == 2:
+            return int(size[0]) if int(size[0]) == int(size[1]) else (int(size[0]), int(size[1]))
+        return int(size) if isinstance(size, (int, float)) and size > 0 else None
+
+    @property
     def compact(self) -> bool:
         return self.max_candidates is not None
 

@@ -22,7 +22,12 @@ from kapao_edge.io_options import DEFAULT_CANDIDATE_FLOOR, IoOptions
 
 
 def metadata_for_model(
-    model: Any, *, precision: str = "fp32", source_sha256: str | None = None, io: IoOptions | None = None
+    model: Any,
+    *,
+    precision: str = "fp32",
+    source_sha256: str | None = None,
+    io: IoOptions | None = None,
+    imgsz: int | None = None,
 ) -> EngineMetadata:
     """Engine metadata of an in-memory KapaoModel: any batch and any size (multiples of 64)."""
     from kapao_edge import __version__
@@ -42,6 +47,7 @@ def metadata_for_model(
         input_format=io.input_format,
         max_candidates=io.max_candidates,
         candidate_floor=io.candidate_floor if io.compact else None,
+        extra={"imgsz": imgsz} if imgsz else {},
     )
 
 
@@ -69,6 +75,7 @@ class TorchEngine(Engine):
         io: IoOptions | None = None,
         cuda_graph: bool | None = None,
         channels_last: bool | None = None,
+        imgsz: int | None = None,
     ):
         import torch
 
@@ -77,7 +84,7 @@ class TorchEngine(Engine):
         if precision not in ("fp32", "fp16"):
             raise InputError(f"the torch backend runs fp32 or fp16, not {precision!r}")
         io = io or IoOptions()
-        super().__init__(metadata_for_model(model, precision=precision, source_sha256=source_sha256, io=io))
+        super().__init__(metadata_for_model(model, precision=precision, source_sha256=source_sha256, io=io, imgsz=imgsz))
         try:
             self._device = torch.device(device)
         except RuntimeError:
@@ -292,10 +299,14 @@ def load(
     ``input_format`` / ``max_candidates`` give it the I/O an exported file would have
     (``kapao-edge export --input uint8 --max-candidates K``).
     """
-    from kapao_edge.model import load_model
+    from kapao_edge.model import read_checkpoint
     from kapao_edge.utils.io import sha256_file
 
     io = IoOptions(input_format, max_candidates, candidate_floor)
-    model = load_model(path, device="cpu", fuse=True, preset=preset)
+    loaded = read_checkpoint(path, preset=preset)
+    model = loaded.model
+    model.fuse()
     digest = sha256_file(path) if Path(path).is_file() else None
-    return TorchEngine(model, device=device, precision=precision, source_sha256=digest, io=io, cuda_graph=cuda_graph)
+    documented = int(loaded.meta["imgsz"]) if "imgsz" in loaded.meta else None
+    return TorchEngine(model, device=device, precision=precision, source_sha256=digest, io=io, cuda_graph=cuda_graph,
+                       imgsz=documented)

@@ -144,7 +144,7 @@ class PosePipeline:
             raise InputError(f"PosePipeline needs an engine (kapao_edge.load_engine), got {type(engine).__name__}")
         self.engine = engine
         fixed_hw = engine.metadata.default_hw
-        self.imgsz = fixed_hw if fixed_hw is not None else (imgsz or 640)
+        self.imgsz = fixed_hw if fixed_hw is not None else (imgsz or engine.metadata.documented_imgsz or 640)
         auto = fixed_hw is None
         self.preprocessor = self._part(preprocess, auto, imgsz)
         if config is None and tracker is not None:  # the tracker's second stage needs the low-score people

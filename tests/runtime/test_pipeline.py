@@ -125,3 +125,19 @@ def test_load_engine_refuses_unknown_options(bundled_files) -> None:
         load_engine(bundled_files["float"], device="cuda")
     with load_engine(bundled_files["float"], threads=None) as engine:  # None means "not given"
         assert engine.backend == "onnxruntime"
+
+
+def test_default_size_is_the_one_the_model_documents(tiny_onnx: Path) -> None:
+    """`PosePipeline(engine)` with no size runs at the size the file documents, like every CLI command."""
+    from kapao_edge.commands._common import model_imgsz
+    from kapao_edge.engines import load_engine
+    from kapao_edge.model import read_checkpoint
+
+    bundled = load_engine("bundled")
+    documented = int(read_checkpoint("bundled").meta["imgsz"])
+    assert bundled.metadata.documented_imgsz == documented
+    assert PosePipeline(bundled).imgsz == documented == model_imgsz("bundled")
+    with load_engine(tiny_onnx) as engine:  # exported at 256x256: the file records it
+        assert engine.metadata.documented_imgsz == 256
+        assert PosePipeline(engine).imgsz == 256 == model_imgsz(tiny_onnx)
+        assert PosePipeline(engine, imgsz=320).imgsz == 320
