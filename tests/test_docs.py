@@ -116,3 +116,14 @@ def _recorded(page: str, figure: str) -> bool:
         ):
             return True
     return False
+
+
+_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_in_the_docs_resolve(page: Path) -> None:
+    """A newcomer who follows a link lands on a page, not a 404."""
+    targets = [t for t in _LINK.findall(page.read_text(encoding="utf-8")) if "://" not in t and not t.startswith("mailto:")]
+    missing = sorted({t for t in targets if not (page.parent / t).exists()})
+    assert not missing, f"{page.name} links to missing files: {missing}"
