@@ -26,11 +26,13 @@ MIN_READABLE_FRACTION = 0.5  # fewer decodable images than this share of the sam
 
 
 def collect_image_paths(source: str | os.PathLike) -> list[Path]:
-    """Image files of a folder, of a COCO annotations file (its listed images) or of a list file."""
+    """Image files of a folder (or of a dataset folder's images/), of a COCO annotations file (its listed images) or of a list file."""
     path = Path(source)
     if not path.exists():
         raise InputError(f"calibration source {path} does not exist")
     if path.is_dir():
+        if (path / "images").is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            path = path / "images"  # a dataset folder, as synth writes it
         return list_images(path)
     if path.suffix.lower() == ".json":
         return _annotation_images(path)

@@ -10,6 +10,8 @@ import typer
 
 from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, folding_table, long_side, model_imgsz, parse_imgsz, split_list, user_errors
 
+NARROW_PARITY_COLUMNS = 110  # below this, engine names in the table would fold mid-word
+
 
 @user_errors
 def parity(
@@ -61,17 +63,27 @@ def parity(
             )
         report = run_parity(weights, data, images, paths, imgsz=imgsz, tolerances=tolerances, on_step=step)
 
+    title = f"{data.name}: {report.num_images} images, imgsz {imgsz}"
+    names = ["torch (reference)", *(v.name for v in report.variants)]
+    narrow = console.width < NARROW_PARITY_COLUMNS
+    if narrow:  # engine names would fold mid-word: number the rows and name them above the table
+        console.print(title, markup=False)
+        for index, name in enumerate(names):
+            console.print(f"#{index} {name}", markup=False, overflow="fold")
+        labels, title = [f"#{index}" for index in range(len(names))], ""
+    else:
+        labels = names
     table = folding_table(
-        f"{data.name}: {report.num_images} images, imgsz {imgsz}",
+        title,
         ["engine", "precision", "AP", "AP50", "AP75", "AR", "ΔAP", "kp err px", "score err", "ok"],
         left=("engine", "precision"),
     )
     ref = report.reference
-    table.add_row("torch (reference)", "fp32", *(_num(ref[k]) for k in ("AP", "AP50", "AP75", "AR")), "", "", "", "")
-    for v in report.variants:
+    table.add_row(labels[0], "fp32", *(_num(ref[k]) for k in ("AP", "AP50", "AP75", "AR")), "", "", "", "")
+    for label, v in zip(labels[1:], report.variants):
         d = v.detection_deltas
         table.add_row(
-            v.name, v.precision, *(_num(v.metrics[k]) for k in ("AP", "AP50", "AP75", "AR")),
+            label, v.precision, *(_num(v.metrics[k]) for k in ("AP", "AP50", "AP75", "AR")),
             "n/a" if v.delta_AP is None else f"{v.delta_AP:+.2f}",
             f"{d['matched_keypoint_error_px_mean']:.2f}", f"{d['matched_score_error_mean']:.4f}",
             "yes" if v.within_tolerance else "[bold red]NO[/]",

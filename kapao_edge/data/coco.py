@@ -82,8 +82,25 @@ class KeypointDataset:
         )
 
 
-def read_json(path: str | os.PathLike) -> dict:
+def find_annotations(path: str | os.PathLike) -> Path:
+    """The annotation JSON named by ``path``: the file itself, or the one ``*.json`` of a dataset folder.
+
+    A dataset folder (what ``kapao-edge synth`` writes) holds ``images/`` and exactly one ``*.json``, at
+    its top level or in ``annotations/``; every command that reads annotations takes either form.
+    """
     path = Path(path)
+    if not path.is_dir():
+        return path
+    candidates = sorted(path.glob("*.json")) or sorted((path / "annotations").glob("*.json"))
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise InputError(f"{path} must hold exactly one COCO keypoints .json (found: {found}); "
+                         "or pass the JSON file itself")
+    return candidates[0]
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    path = find_annotations(path)
     if not path.is_file():
         raise InputError(f"annotation file not found: {path}")
     try:
@@ -165,12 +182,12 @@ def load_keypoint_dataset(
     image_dir: str | os.PathLike | None = None,
     preset: str | Preset | None = None,
 ) -> KeypointDataset:
-    """Read a person-keypoints JSON. ``preset`` None: inferred from K; given: K must match it.
+    """Read a person-keypoints JSON (or a dataset folder holding one). ``preset`` None: inferred from K; given: K must match it.
 
     ``image_dir`` None: the first of ``<json dir>/images``, ``<json dir>``, ``<json dir>/../images``
     that holds the first listed image.
     """
-    path = Path(annotations_path)
+    path = find_annotations(annotations_path)
     data = read_json(path)
     k = keypoint_count(data, path)
     if preset is None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from kapao_edge.data.coco import find_annotations
 from kapao_edge.data.letterbox import letterbox
 from kapao_edge.errors import InputError
 from kapao_edge.presets import preset_for_keypoints
@@ -168,12 +169,7 @@ def resolve_split(data: str | Path, images: str | Path | None = None) -> tuple[P
         images_dir = Path(images) if images is not None else data.parent / "images"
         annotation = data
     elif data.is_dir():
-        candidates = sorted(data.glob("*.json")) or sorted((data / "annotations").glob("*.json"))
-        if len(candidates) != 1:
-            found = ", ".join(p.name for p in candidates) or "none"
-            raise InputError(f"{data} must hold exactly one COCO keypoints .json (found: {found}); "
-                             "or pass the JSON file and --images")
-        annotation = candidates[0]
+        annotation = find_annotations(data)
         images_dir = Path(images) if images is not None else data / "images"
     else:
         raise InputError(f"dataset not found: {data}")

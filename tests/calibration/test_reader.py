@@ -20,6 +20,7 @@ def test_folder_json_and_list_sources_name_the_same_images(synth_set: Path, tmp_
     listing.write_text("# calibration list\n" + "\n".join(str(p) for p in from_folder[:3]) + "\n\n")
     assert sorted(from_json) == sorted(from_folder)
     assert collect_image_paths(listing) == from_folder[:3]
+    assert collect_image_paths(synth_set) == from_folder  # the dataset folder synth writes: its images/
 
 
 def test_sampling_is_seeded_and_held_out_images_are_disjoint(synth_set: Path):

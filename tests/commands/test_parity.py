@@ -95,3 +95,26 @@ def test_plot_is_written_or_refused_up_front(parity_run, posing_checkpoint: Path
     else:
         assert result.exit_code == 0, result.output
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_at_80_columns_rows_are_numbered_and_named_above_the_table(parity_run, posing_checkpoint: Path,
+                                                                   synth_dir: Path, tmp_path: Path):
+    """A CI log is 80 columns: engine names must not fold mid-word; the dataset folder synth wrote is
+    accepted as --data (its one JSON and images/)."""
+    import os
+    import subprocess
+    import sys
+
+    variant = parity_run[2] / f"{posing_checkpoint.stem}_fp32.onnx"  # made by the module's parity run
+    long_name = tmp_path / "kapao_variant_with_a_long_descriptive_file_name_fp32.onnx"
+    long_name.write_bytes(variant.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", "from kapao_edge.cli import app; app()", "parity", "-w", str(posing_checkpoint),
+         "--data", str(synth_dir), "--engines", str(long_name), "--imgsz", "256"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in done.stdout, done.stdout
+    assert "#0 torch (reference)" in lines and f"#1 {long_name.stem}" in lines, done.stdout
+    assert any(line.startswith("│ #1 ") for line in lines), done.stdout

@@ -50,6 +50,18 @@ def test_reads_a_synthetic_set_with_its_images(tmp_path: Path) -> None:
     assert ds.image_dir == tmp_path / "images"
     assert ds.format == "crowdpose"
     assert ds.load_image(2).shape == (320, 320, 3)
+    from_folder = load_keypoint_dataset(tmp_path, preset="crowdpose")  # the folder synth wrote, as val --data takes it
+    assert from_folder.annotations_path == json_path and [r.path for r in from_folder] == [r.path for r in ds]
+
+
+def test_a_dataset_folder_needs_exactly_one_json(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    with pytest.raises(InputError, match=r"exactly one COCO keypoints .json \(found: none\)"):
+        load_keypoint_dataset(tmp_path)
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "b.json").write_text("{}")
+    with pytest.raises(InputError, match="found: a.json, b.json"):
+        load_keypoint_dataset(tmp_path)
 
 
 def test_crowd_regions_and_grayscale_images(tmp_path: Path, coco_sample_dir: Path) -> None:
