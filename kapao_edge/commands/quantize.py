@@ -50,14 +50,19 @@ def quantize(
             f"  calibration: {cal['method']}, {cal['images']} images ({cal.get('skipped', 0)} unreadable), {cached}",
             markup=False,
         )
-    float_convs = report.details.get("float_convs", report.excluded_nodes)
-    others = report.details.get("float_other_nodes", 0)
-    also = f" (and {others} other nodes: decode and activation ops)" if others else ""
-    # A count on the console; the node names are in the JSON report.
-    console.print(f"  convs kept in float: {len(float_convs)}{also}; names in the report", markup=False)
-    for key, value in report.details.items():
-        if not isinstance(value, (list, dict)):
-            console.print(f"  {key}: {value}", markup=False)
+    # Counts on the console; the node names are in the JSON report.
+    details = report.details
+    if report.precision == "fp16":
+        console.print(
+            f"  nodes in FP16: {details['fp16_nodes']}, kept in FP32: {details['fp32_nodes']} "
+            f"({len(report.excluded_nodes)} for overflow), casts inserted: {details['casts_inserted']}",
+            markup=False,
+        )
+    else:
+        others = details.get("float_other_nodes", 0)
+        also = f" (and {others} other nodes: decode and activation ops)" if others else ""
+        console.print(f"  convs in INT8: {details['quantized_convs']}, for {report.target}", markup=False)
+        console.print(f"  convs kept in float: {len(details['float_convs'])}{also}; names in the report", markup=False)
     heads = report.details.get("integer_heads")
     if heads:
         console.print(f"  head convs on INT8 matmuls with float outputs: {', '.join(heads)}", markup=False)
@@ -73,7 +78,7 @@ def quantize(
     if report.sensitivity_path:
         console.print(f"  sensitivity ranking: {report.sensitivity_path}", markup=False)
     console.print(f"  report: {report.report_path}", markup=False)
-    if report.calibration and report.calibration.get("images", calib_images) < SAFE_CALIB_IMAGES:
+    if report.precision == "int8" and report.calibration and report.calibration.get("images", calib_images) < SAFE_CALIB_IMAGES:
         console.print(
             f"  [yellow]warning:[/] calibrated on {report.calibration['images']} images, fewer than the "
             f"{SAFE_CALIB_IMAGES} the default INT8 recipe was measured with; AP may drop more (see docs/calibration-size.md)"
