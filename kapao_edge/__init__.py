@@ -26,6 +26,7 @@ _EXPORTS = {
     "load_engine": "kapao_edge.engines",
     "PosePipeline": "kapao_edge.runtime",
     "PoseResult": "kapao_edge.runtime",
+    "PoseTracker": "kapao_edge.runtime.tracker",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kapao_edge.data import letterbox
     from kapao_edge.engines import load_engine
     from kapao_edge.runtime import PosePipeline, PoseResult
+    from kapao_edge.runtime.tracker import PoseTracker
     from kapao_edge.errors import KapaoEdgeError
     from kapao_edge.model import build_model, load_model, predict_tta
     from kapao_edge.postprocess import Poses, PostprocessConfig, postprocess

@@ -127,3 +127,24 @@ def test_relative_links_in_the_docs_resolve(page: Path) -> None:
     targets = [t for t in _LINK.findall(page.read_text(encoding="utf-8")) if "://" not in t and not t.startswith("mailto:")]
     missing = sorted({t for t in targets if not (page.parent / t).exists()})
     assert not missing, f"{page.name} links to missing files: {missing}"
+
+
+def test_the_readme_python_camera_loop_runs_as_written(tmp_path: Path, capsys) -> None:
+    """The README's Python block, verbatim except camera 0 -> a synthetic video with people walking."""
+    import cv2
+
+    from kapao_edge.data.synth.video import generate_video
+
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S | re.M)
+    assert len(blocks) == 1 and "pipeline.stream(0)" in blocks[0], "the README shows one Python camera loop"
+    video = tmp_path / "walk.avi"
+    frames = list(generate_video(seed=3, num_frames=6))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, frames[0].image.shape[1::-1])
+    for frame in frames:
+        writer.write(frame.image)
+    writer.release()
+    exec(compile(blocks[0].replace("pipeline.stream(0)", f"pipeline.stream({str(video)!r})"), "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed] == [str(i) for i in range(6)]  # every frame, in order
+    ids = [[int(i) for i in re.search(r"\[([-\d\s]*)\]", line).group(1).split()] for line in printed]
+    assert any(i >= 1 for frame_ids in ids[3:] for i in frame_ids), printed  # confirmed people have ids
