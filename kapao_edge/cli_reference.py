@@ -49,7 +49,8 @@ def option_names(command: Any) -> set[str]:
 
 
 def _cell(text: Any) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell: one line, pipes escaped, rich's ``\\[`` escapes (see ``KapaoCommand``) undone."""
+    return " ".join(str(text).split()).replace("\\[", "[").replace("|", "\\|")
 
 
 def _first_paragraph(text: str | None) -> str:

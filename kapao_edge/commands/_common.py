@@ -129,9 +129,8 @@ def split_list(values: list[str] | None) -> list[str]:
 
 def check_writable(target: Path | None) -> None:
     """Fail before the work, not after it, when an output cannot be written (unwritable, or under a file)."""
-    import os
-
     from kapao_edge.errors import InputError
+    from kapao_edge.utils.io import can_create_in
 
     if target is None:
         return
@@ -143,7 +142,7 @@ def check_writable(target: Path | None) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"cannot write to {target}: {existing} is a file, not a folder; choose another output path")
-    if not os.access(existing, os.W_OK):
+    if not can_create_in(existing):
         raise InputError(f"cannot write to {target}: {existing} is not writable; choose another output path")
 
 
