@@ -28,6 +28,7 @@ def test_help_has_real_metavars_at_80_columns(command: str | None) -> None:
     text = _help([command] if command else [])
     assert not PLACEHOLDER.search(text), PLACEHOLDER.search(text).group(0) + "\n" + text
     assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert "…" not in text, text  # no help text or metavar cut short to make room
     assert "--help" in text
 
 

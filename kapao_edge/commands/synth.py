@@ -22,11 +22,11 @@ VIDEO_MAX_PEOPLE_DEFAULT = 6
 @user_errors
 def synth(
     out: Annotated[Path, typer.Option(
-        "--out", help="Output folder: images/ and person_keypoints.json (with --video: video.mp4 and tracks.json).")],
+        "--out", metavar="DIR", help="Output folder: images/ and person_keypoints.json (with --video: video.mp4 and tracks.json).")],
     images: Annotated[Optional[int], typer.Option(
         "--images", help=f"Number of images to generate [default: {IMAGES_DEFAULT}].", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")] = 0,
-    preset: Annotated[str, typer.Option("--preset", help="Keypoint set: coco (17) or crowdpose (14).")] = "coco",
+    preset: Annotated[str, typer.Option("--preset", metavar="PRESET", help="Keypoint set: coco (17) or crowdpose (14).")] = "coco",
     imgsz: Annotated[Optional[str], typer.Option(
         "--imgsz", metavar=IMGSZ_METAVAR, show_default=False,
         help=f"Image size: N (square) or HxW, not bound to multiples of 64 [default: {IMGSZ_DEFAULT}; with --video {VIDEO_IMGSZ_DEFAULT}].")] = None,
