@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import IMGSZ_METAVAR, console, long_side, model_imgsz, parse_imgsz, user_errors
+from kapao_edge.commands._common import IMGSZ_METAVAR, console, long_side, model_imgsz, parse_imgsz, split_list, user_errors
 
 TRAIN_IMGSZ = 256  # from scratch; a --weights checkpoint trains at the size it documents
 _SPLIT_HELP = "a folder holding images/ and one COCO person-keypoints .json, or the .json itself"
@@ -36,7 +36,7 @@ def train(
     cache_images: Annotated[bool, typer.Option("--cache-images/--no-cache-images", help="Keep decoded images in RAM.")] = False,
     weights: Annotated[Optional[Path], typer.Option("--weights", metavar="FILE", help="Start from this checkpoint (same --model) instead of from scratch.")] = None,
     time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Train about this many minutes: the epoch count is re-planned after each epoch so the cosine schedule ends on time (--epochs stays the most).")] = None,
-    hyp: Annotated[Optional[list[str]], typer.Option("--hyp", metavar="KEY=NUMBER", help="Override a hyper-parameter, KEY=NUMBER (repeatable), e.g. --hyp scale=0.5.")] = None,
+    hyp: Annotated[Optional[list[str]], typer.Option("--hyp", metavar="KEY=NUMBER", help="Override hyper-parameters, KEY=NUMBER; repeat or comma-separate, e.g. --hyp scale=0.5,mosaic=0.")] = None,
 ) -> None:
     """Train a KAPAO model; the EMA weights are saved each epoch (last.pt) and at the best AP (best.pt)."""
     from kapao_edge.train.dataset import resolve_split
@@ -51,7 +51,7 @@ def train(
     config = TrainConfig(model=model, epochs=epochs, imgsz=size, batch_size=batch, optimizer=optimizer.lower(),
                          lr0=lr, device=device, out_dir=out, seed=seed, workers=workers, val_interval=val_interval,
                          threads=threads, nominal_batch_size=nbs, ema_decay=ema_decay,
-                         cache_images=cache_images, weights=weights, time_limit_min=time_limit, hyp=Hyp().updated(**_parse_overrides(hyp or [])))
+                         cache_images=cache_images, weights=weights, time_limit_min=time_limit, hyp=Hyp().updated(**_parse_overrides(split_list(hyp))))
     result = run_training(config, train_split, val_split, log=lambda line: console.print(line, highlight=False))
     console.print(f"last checkpoint: {result.last_checkpoint}", highlight=False)
     if result.best_checkpoint is not None:
