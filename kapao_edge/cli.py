@@ -20,15 +20,20 @@ FALLBACK_METAVARS = {str: "TEXT", int: "N", float: "NUM", Path: "PATH"}
 
 
 def _fallback_metavar(param: Any) -> str | None:
+    """A metavar from the parameter's type, for options that do not name their own."""
     if getattr(param, "is_flag", False):
         return ""
-    annotation = param.type_descriptor.annotation
+    if param.param_type_name == "argument":
+        return param.name.upper()
+    descriptor = getattr(param, "type_descriptor", None)  # Typer 0.2x vendors click; older ones use click's types
+    if descriptor is None:
+        word = {"text": "TEXT", "integer": "N", "float": "NUM", "path": "PATH"}.get(param.type.name, "VALUE")
+        return f"{word}..." if param.multiple else word
+    annotation = descriptor.annotation
     args = [a for a in get_args(annotation) if a is not type(None)]
     if get_origin(annotation) is list and args:
-        inner = FALLBACK_METAVARS.get(args[0], "VALUE")
-        return f"{inner}..."
-    word = FALLBACK_METAVARS.get(args[0] if args else annotation, "VALUE")
-    return param.name.upper() if param.param_type_name == "argument" else word
+        return f"{FALLBACK_METAVARS.get(args[0], 'VALUE')}..."
+    return FALLBACK_METAVARS.get(args[0] if args else annotation, "VALUE")
 
 
 def _repeated_values(param: Any, args: list[str]) -> list[str]:
