@@ -20,7 +20,8 @@ HEADER = """# CLI reference
 Generated from the Typer app by `python -m kapao_edge.cli_reference docs/cli.md`; do not edit by hand
 (`tests/test_docs.py` fails when this page and the app differ). `kapao-edge COMMAND --help` prints the
 same, formatted for the terminal. Sizes take one grammar everywhere (`640` or `480x640`); list options
-take repeats and commas alike. Every command answers bad input with one line on stderr and exit code 2.
+take repeats and commas alike; other options given twice are refused. Every command answers bad input
+with one line on stderr and exit code 2: [the CLI contract](cli-contract.md).
 """
 
 
@@ -49,7 +50,8 @@ def option_names(command: Any) -> set[str]:
 
 
 def _cell(text: Any) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell: one line, pipes escaped, rich's ``\\[`` escapes (see ``KapaoCommand``) undone."""
+    return " ".join(str(text).split()).replace("\\[", "[").replace("|", "\\|")
 
 
 def _first_paragraph(text: str | None) -> str:

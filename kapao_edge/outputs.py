@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kapao_edge.errors import InputError
-from kapao_edge.utils.io import write_text_atomic
+from kapao_edge.utils.io import can_create_in, write_text_atomic
 
 DEFAULT_FPS = 30.0  # for sources that do not say (image iterators, some cameras)
 
@@ -34,7 +34,7 @@ def check_output_dir(out: str | os.PathLike) -> Path:
     if probe.exists() and not probe.is_dir():
         where = "is a file" if probe == out else f"is under {probe}, which is a file"
         raise InputError(f"cannot use {out} as the output folder: it {where}")
-    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+    if probe.exists() and not can_create_in(probe):
         raise InputError(f"cannot write to {out}: {probe} is not writable")
     return out
 

@@ -15,9 +15,22 @@ from kapao_edge.cli import app
 CASES = ["missing", "corrupt", "wrong_kind", "bad_size", "unwritable", "under_file", "not_kapao"]
 
 
+def _refuses_files(folder: Path) -> bool:
+    """Whether the file system itself refuses a new file in ``folder`` (for root too, unlike chmod)."""
+    try:
+        (folder / ".probe").open("x").close()
+    except OSError:
+        return True
+    (folder / ".probe").unlink()
+    return False
+
+
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, reference_dir: Path) -> dict[str, Path]:
-    """Real bad inputs: a truncated checkpoint, a text file, a foreign torch file, a foreign ONNX graph."""
+def files(tmp_path_factory, reference_dir: Path, coco_sample_dir: Path) -> dict[str, Path]:
+    """Real bad inputs: a truncated checkpoint, a text file, a foreign torch file, a foreign ONNX graph.
+
+    The unwritable folder is a read-only one where that refuses (not root), else a /proc folder: root
+    passes every permission check, but no one creates files in /proc. CI runs as root."""
     import onnx
     import torch
     from onnx import TensorProto, helper
@@ -47,10 +60,11 @@ def files(tmp_path_factory, reference_dir: Path) -> dict[str, Path]:
     locked = root / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    unwritable = next((d for d in (locked, Path("/proc/self")) if d.is_dir() and _refuses_files(d)), None)
     return {
         "good_pt": reference_dir / "kapao_tiny_coco_random.pt", "corrupt_pt": corrupt_pt, "corrupt_onnx": corrupt_onnx,
         "text": text, "foreign_pt": foreign_pt, "foreign_onnx": foreign_onnx, "data": data, "blocker": blocker,
-        "locked": locked, "root": root,
+        "unwritable": unwritable, "root": root, "image": sorted(coco_sample_dir.glob("*.jpg"))[0],
     }
 
 
@@ -65,9 +79,9 @@ def _model_for(command: str, case: str, f: dict[str, Path]) -> Path:
 
 
 def _output_for(command: str, case: str, f: dict[str, Path], tmp_path: Path) -> Path:
-    name = "out" if command == "demo" else "out.json" if command in ("val", "bench", "parity") else "out.onnx"
+    name = "out" if command in ("demo", "predict") else "out.json" if command in ("val", "bench", "parity") else "out.onnx"
     if case == "unwritable":
-        return f["locked"] / name
+        return f["unwritable"] / name
     if case == "under_file":
         return f["blocker"] / name
     return tmp_path / name
@@ -82,14 +96,15 @@ def _argv(command: str, model: Path, out: Path, size: str, f: dict[str, Path]) -
         "bench": ["bench", "-w", m, "--imgsz", size, "--iters", "1", "--warmup", "0", "--json", o],
         "parity": ["parity", "-w", m, "--data", str(f["data"]), "--imgsz", size, "--json", o],
         "demo": ["demo", "-w", m, "--images", "1", "--imgsz", size, "--out", o],
+        "predict": ["predict", str(f["image"]), "-w", m, "--imgsz", size, "--out", o],
     }[command]
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("command", ["export", "quantize", "val", "bench", "parity", "demo"])
+@pytest.mark.parametrize("command", ["export", "quantize", "val", "bench", "parity", "demo", "predict"])
 def test_error_contract(command: str, case: str, files, tmp_path: Path) -> None:
-    if case == "unwritable" and os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders")
+    if case == "unwritable" and files["unwritable"] is None:
+        pytest.skip("no folder here refuses new files to this user (root without /proc)")
     model = _model_for(command, case, files)
     out = _output_for(command, case, files, tmp_path)
     size = "100" if case == "bad_size" else "128"
@@ -103,7 +118,7 @@ def test_error_contract(command: str, case: str, files, tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["export", "val", "bench", "parity", "quantize"])
+@pytest.mark.parametrize("command", ["export", "val", "bench", "parity", "quantize", "predict"])
 def test_imgsz_grammar_refuses_nonsense(command: str, files, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, _argv(command, files["good_pt"], tmp_path / "o.json", "big", files))
     assert result.exit_code == 2 and "N or HxW" in result.stderr

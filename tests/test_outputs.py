@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -141,17 +140,32 @@ def test_output_folder_under_a_file_is_refused_without_creating_anything(tmp_pat
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
 def test_an_unwritable_output_folder_is_refused(tmp_path: Path):
+    """A read-only folder (for users) or /proc (for root too, which no permission bit stops)."""
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
+        for folder in (locked, Path("/proc/self")):
+            try:
+                (folder / ".probe").open("x").close()
+            except OSError:
+                break  # the file system refuses this one
+            (folder / ".probe").unlink()
+        else:
+            pytest.skip("no folder here refuses new files to this user")
         with pytest.raises(InputError, match="not writable"):
-            outputs.check_output_dir(locked / "run")
+            outputs.check_output_dir(folder / "run")
     finally:
         locked.chmod(0o755)
-    assert not (locked / "run").exists()
+    assert not (folder / "run").exists()
+
+
+def test_the_writability_probe_leaves_nothing_behind(tmp_path: Path):
+    from kapao_edge.utils.io import can_create_in
+
+    assert can_create_in(tmp_path) and list(tmp_path.iterdir()) == []
+    assert not can_create_in(tmp_path / "absent")
 
 
 def test_a_paced_video_takes_its_fps_from_the_timestamps_of_what_was_kept(tmp_path: Path):

@@ -51,8 +51,10 @@ IMGSZ_METAVAR = "N|HxW"
 FALLBACK_IMGSZ = 640
 
 
-def parse_imgsz(text: str | None) -> int | tuple[int, int] | None:
-    """The one ``--imgsz`` grammar: '448' -> 448, '480x640' -> (480, 640); None stays None (use the model's)."""
+def parse_imgsz(text: str | None, *, network: bool = True) -> int | tuple[int, int] | None:
+    """The one ``--imgsz`` grammar: '448' -> 448, '480x640' -> (480, 640); None stays None (use the model's).
+
+    ``network=False`` for sizes that are not a network input (``synth`` scenes): any positive size."""
     from kapao_edge.data import check_input_size
     from kapao_edge.errors import InputError
 
@@ -66,7 +68,8 @@ def parse_imgsz(text: str | None) -> int | tuple[int, int] | None:
     if len(values) not in (1, 2) or min(values) <= 0:
         raise InputError(f"--imgsz must be N or HxW (e.g. 448 or 480x640), got {text!r}")
     size = values[0] if len(values) == 1 else (values[0], values[1])
-    check_input_size(size)  # refuses sizes the P6 grid cannot tile, for every command alike
+    if network:
+        check_input_size(size)  # refuses sizes the P6 grid cannot tile, for every command alike
     return size
 
 
@@ -129,9 +132,8 @@ def split_list(values: list[str] | None) -> list[str]:
 
 def check_writable(target: Path | None) -> None:
     """Fail before the work, not after it, when an output cannot be written (unwritable, or under a file)."""
-    import os
-
     from kapao_edge.errors import InputError
+    from kapao_edge.utils.io import can_create_in
 
     if target is None:
         return
@@ -143,7 +145,7 @@ def check_writable(target: Path | None) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(f"cannot write to {target}: {existing} is a file, not a folder; choose another output path")
-    if not os.access(existing, os.W_OK):
+    if not can_create_in(existing):
         raise InputError(f"cannot write to {target}: {existing} is not writable; choose another output path")
 
 

@@ -12,13 +12,13 @@ from kapao_edge.commands._common import console, user_errors
 
 @user_errors
 def build(
-    onnx_file: Annotated[Path, typer.Option("--onnx", help="ONNX written by `kapao-edge export` or `quantize`.")],
-    out: Annotated[Optional[Path], typer.Option(help="Output plan, .engine or .plan (default: <input>.engine).")] = None,
-    min_shape: Annotated[Optional[str], typer.Option(help="Smallest input BxCxHxW, e.g. 1x3x256x256.")] = None,
-    opt_shape: Annotated[Optional[str], typer.Option(help="Input TensorRT tunes for; alone, a fixed-shape plan.")] = None,
-    max_shape: Annotated[Optional[str], typer.Option(help="Largest input BxCxHxW. Default for dynamic axes: batch 1..4, sides 128..1280.")] = None,
-    workspace_mb: Annotated[Optional[int], typer.Option(help="Builder workspace limit in MiB (default: TensorRT's).")] = None,
-    timing_cache: Annotated[Optional[Path], typer.Option(help="Timing cache file: read if present, updated after the build.")] = None,
+    onnx_file: Annotated[Path, typer.Option("--onnx", metavar="FILE", help="ONNX written by `kapao-edge export` or `quantize`.")],
+    out: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Output plan, .engine or .plan (default: <input>.engine).")] = None,
+    min_shape: Annotated[Optional[str], typer.Option(metavar="BxCxHxW", help="Smallest input BxCxHxW, e.g. 1x3x256x256.")] = None,
+    opt_shape: Annotated[Optional[str], typer.Option(metavar="BxCxHxW", help="Input TensorRT tunes for; alone, a fixed-shape plan.")] = None,
+    max_shape: Annotated[Optional[str], typer.Option(metavar="BxCxHxW", help="Largest input BxCxHxW. Default for dynamic axes: batch 1..4, sides 128..1280.")] = None,
+    workspace_mb: Annotated[Optional[int], typer.Option(metavar="MIB", help="Builder workspace limit in MiB (default: TensorRT's).")] = None,
+    timing_cache: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Timing cache file: read if present, updated after the build.")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="TensorRT 10 only, FP32 ONNX only: let TensorRT pick FP16 kernels. For TensorRT 11 build a `quantize --precision fp16` ONNX instead.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Print TensorRT's full builder log.")] = False,
 ) -> None:

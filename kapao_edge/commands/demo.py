@@ -17,8 +17,8 @@ from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writabl
 
 @user_errors
 def demo(
-    weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint path or bundled model name.")] = "bundled",
-    out: Annotated[Path, typer.Option(help="Output folder for the scenes, drawn poses and results.")] = Path("runs/demo"),
+    weights: Annotated[str, typer.Option("--weights", "-w", metavar="FILE|NAME", help="Checkpoint path or bundled model name.")] = "bundled",
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Output folder for the scenes, drawn poses and results.")] = Path("runs/demo"),
     images: Annotated[int, typer.Option(help="How many scenes to render and evaluate.")] = 8,
     seed: Annotated[int, typer.Option(help="Scene seed (the bundled model was trained on other seeds).")] = 20261121,
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,

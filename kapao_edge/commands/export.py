@@ -12,15 +12,15 @@ from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writabl
 
 @user_errors
 def export(
-    weights: Annotated[str, typer.Option("--weights", "-w", help="Checkpoint (.pt: official KAPAO or kapao-edge) or a bundled model name.")],
+    weights: Annotated[str, typer.Option("--weights", "-w", metavar="FILE|NAME", help="Checkpoint (.pt: official KAPAO or kapao-edge) or a bundled model name.")],
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     batch: Annotated[int, typer.Option(help="Batch size: fixed with --dynamic none, else the size verified.")] = 1,
-    dynamic: Annotated[str, typer.Option(help="Dynamic axes: none, batch, or batch+hw (H and W in multiples of 64).")] = "batch+hw",
+    dynamic: Annotated[str, typer.Option(metavar="AXES", help="Dynamic axes: none, batch, or batch+hw (H and W in multiples of 64).")] = "batch+hw",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or newer).")] = 19,
     simplify: Annotated[bool, typer.Option("--simplify/--no-simplify", help="Slim the graph with onnxslim.")] = True,
     rewrite: Annotated[bool, typer.Option("--rewrite/--no-rewrite", help="Exact rewrites: BN fusion, Focus -> conv, SPP -> cascaded pools.")] = True,
-    out: Annotated[Optional[Path], typer.Option(help="Output .onnx file (default: the checkpoint name with .onnx).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Dataset preset (coco, crowdpose) when the checkpoint does not say.")] = None,
+    out: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Output .onnx file (default: the checkpoint name with .onnx).")] = None,
+    preset: Annotated[Optional[str], typer.Option(metavar="PRESET", help="Dataset preset (coco, crowdpose) when the checkpoint does not say.")] = None,
     input_format: Annotated[str, typer.Option("--input", metavar="FORMAT", help="Graph input: 'float' (B,3,H,W) RGB in [0,1], or 'uint8' (B,H,W,3) letterboxed BGR frames scaled in the graph.")] = "float",
     max_candidates: Annotated[Optional[int], typer.Option(metavar="K", help="End the graph with the K rows of highest objectness above --candidate-floor, plus their count (GPU deployment; 1..3840; 1000 measured lossless at val thresholds).")] = None,
     candidate_floor: Annotated[float, typer.Option(metavar="OBJ", help="Objectness floor of --max-candidates (rows at or below it never leave the engine).")] = 0.001,

@@ -15,17 +15,17 @@ NARROW_PARITY_COLUMNS = 110  # below this, engine names in the table would fold 
 
 @user_errors
 def parity(
-    weights: Annotated[Path, typer.Option("--weights", "-w", help="Reference checkpoint (.pt).")],
-    data: Annotated[Path, typer.Option("--data", help="Person-keypoints annotations JSON.")],
-    images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
+    weights: Annotated[Path, typer.Option("--weights", "-w", metavar="FILE", help="Reference checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option("--data", metavar="FILE", help="Person-keypoints annotations JSON.")],
+    images: Annotated[Optional[Path], typer.Option("--images", metavar="DIR", help="Image folder (default: found beside the JSON).")] = None,
     precisions: Annotated[Optional[list[str]], typer.Option(metavar="P[,P]", help="Variants to make from --weights: fp32, fp16, int8; repeat or comma-separate [default: fp32,fp16,int8].")] = None,
     engines: Annotated[Optional[list[str]], typer.Option("--engines", "--engine", "-e", metavar="FILE[,FILE]", help="Ready .onnx files to compare instead; repeat or comma-separate.")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="INT8 calibration images (default: the --data set).")] = None,
     calib_images: Annotated[int, typer.Option(help="Images sampled for INT8 calibration.")] = 500,
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
-    work_dir: Annotated[Optional[Path], typer.Option(help="Where variants are written (default: a temporary folder).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the comparison as JSON.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Write an AP bar chart (PNG; needs matplotlib).")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Where variants are written (default: a temporary folder).")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", metavar="FILE", help="Write the comparison as JSON.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Write an AP bar chart (PNG; needs matplotlib).")] = None,
     tolerance_fp32: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for FP32 variants.")] = 0.05,
     tolerance_fp16: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for FP16 variants.")] = 0.2,
     tolerance_int8: Annotated[float, typer.Option(help="Largest |ΔAP| allowed for INT8 variants.")] = 1.0,

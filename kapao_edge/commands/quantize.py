@@ -15,17 +15,17 @@ SAFE_CALIB_IMAGES = 500
 
 @user_errors
 def quantize(
-    onnx_file: Annotated[Path, typer.Option("--onnx", help="FP32 ONNX written by `kapao-edge export`.")],
-    precision: Annotated[str, typer.Option(help="fp16 or int8.")],
+    onnx_file: Annotated[Path, typer.Option("--onnx", metavar="FILE", help="FP32 ONNX written by `kapao-edge export`.")],
+    precision: Annotated[str, typer.Option(metavar="fp16|int8", help="fp16 or int8.")],
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images: a folder, a COCO annotations JSON or a list file.")] = None,
     calib_images: Annotated[int, typer.Option(help="Images sampled for calibration.")] = 500,
-    method: Annotated[str, typer.Option(help="INT8 calibration: meanmax (mean of per-batch min/max; robust to rare outlier images), minmax (global extremes), entropy or percentile.")] = "meanmax",
-    exclude: Annotated[Optional[str], typer.Option(help="Convs kept float: 'auto' (sensitivity pass), 'none', or NODE,NODE. Default: head convs and (tensorrt) the stem and the block feeding each head; cpu quantizes its stem as space-to-depth.")] = None,
-    target: Annotated[str, typer.Option(help="INT8 flavour: tensorrt (symmetric Q/DQ, linted) or cpu (fastest on ONNX Runtime CPU).")] = "tensorrt",
-    out: Annotated[Optional[Path], typer.Option(help="Output .onnx (default: <input>_<precision>.onnx).")] = None,
+    method: Annotated[str, typer.Option(metavar="METHOD", help="INT8 calibration: meanmax (mean of per-batch min/max; robust to rare outlier images), minmax (global extremes), entropy or percentile.")] = "meanmax",
+    exclude: Annotated[Optional[str], typer.Option(metavar="auto|none|NODES", help="Convs kept float: 'auto' (sensitivity pass), 'none', or NODE,NODE. Default: head convs and (tensorrt) the stem and the block feeding each head; cpu quantizes its stem as space-to-depth.")] = None,
+    target: Annotated[str, typer.Option(metavar="tensorrt|cpu", help="INT8 flavour: tensorrt (symmetric Q/DQ, linted) or cpu (fastest on ONNX Runtime CPU).")] = "tensorrt",
+    out: Annotated[Optional[Path], typer.Option(metavar="FILE", help="Output .onnx (default: <input>_<precision>.onnx).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the calibration sample.")] = 0,
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Calibration cache folder (default: calib_cache beside the output).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Calibration cache folder (default: calib_cache beside the output).")] = None,
     error_goal: Annotated[float, typer.Option(help="--exclude auto: output error to reach (position fraction + score).")] = 0.01,
 ) -> None:
     """Convert to FP16 (FP32 decode) or INT8 Q/DQ (calibrated, cached), with metadata and a JSON report."""

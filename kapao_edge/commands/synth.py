@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kapao_edge.commands._common import console, user_errors
+from kapao_edge.commands._common import IMGSZ_METAVAR, console, parse_imgsz, user_errors
 from kapao_edge.errors import InputError
 
 IMAGES_DEFAULT = 500
@@ -19,31 +19,17 @@ MAX_PEOPLE_DEFAULT = 15
 VIDEO_MAX_PEOPLE_DEFAULT = 6
 
 
-def parse_size(text: str) -> int | tuple[int, int]:
-    """'320' -> 320; '256x320' or '256,320' -> (256, 320) as (height, width)."""
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise InputError(f"--imgsz must be N or HxW (e.g. 320 or 256x320), got {text!r}") from None
-    if len(values) == 1:
-        return values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise InputError(f"--imgsz must be N or HxW (e.g. 320 or 256x320), got {text!r}")
-
-
 @user_errors
 def synth(
     out: Annotated[Path, typer.Option(
-        "--out", help="Output folder: images/ and person_keypoints.json (with --video: video.mp4 and tracks.json).")],
+        "--out", metavar="DIR", help="Output folder: images/ and person_keypoints.json (with --video: video.mp4 and tracks.json).")],
     images: Annotated[Optional[int], typer.Option(
         "--images", help=f"Number of images to generate [default: {IMAGES_DEFAULT}].", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")] = 0,
-    preset: Annotated[str, typer.Option("--preset", help="Keypoint set: coco (17) or crowdpose (14).")] = "coco",
+    preset: Annotated[str, typer.Option("--preset", metavar="PRESET", help="Keypoint set: coco (17) or crowdpose (14).")] = "coco",
     imgsz: Annotated[Optional[str], typer.Option(
-        "--imgsz", help=f"Image size: N or HxW [default: {IMGSZ_DEFAULT}; with --video {VIDEO_IMGSZ_DEFAULT}].",
-        show_default=False)] = None,
+        "--imgsz", metavar=IMGSZ_METAVAR, show_default=False,
+        help=f"Image size: N (square) or HxW, not bound to multiples of 64 [default: {IMGSZ_DEFAULT}; with --video {VIDEO_IMGSZ_DEFAULT}].")] = None,
     max_people: Annotated[Optional[int], typer.Option(
         "--max-people", help=f"Most people in one image [default: {MAX_PEOPLE_DEFAULT}; "
                              f"with --video, in the sequence: {VIDEO_MAX_PEOPLE_DEFAULT}].", show_default=False)] = None,
@@ -79,7 +65,7 @@ def synth(
         raise InputError(f"--images must be at least 1, got {images}")
     if not 1 <= max_people <= 50:
         raise InputError(f"--max-people must be between 1 and 50, got {max_people}")
-    size = parse_size(IMGSZ_DEFAULT if imgsz is None else imgsz)
+    size = parse_imgsz(IMGSZ_DEFAULT if imgsz is None else imgsz, network=False)  # scenes, not a network input
     style = SceneStyle(max_people=max_people)
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -103,7 +89,7 @@ def _video(out: Path, seed: int, preset, imgsz: str, max_people: int, frames: in
     if not 1 <= max_people <= 30:
         raise InputError(f"--max-people must be between 1 and 30 with --video, got {max_people}")
     style = VideoStyle(min_people=min(VideoStyle.min_people, max_people), max_people=max_people)
-    size = parse_size(imgsz)
+    size = parse_imgsz(imgsz, network=False)
     columns = (TextColumn("synth video"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("synth", total=frames)

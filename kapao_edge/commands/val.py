@@ -14,22 +14,22 @@ from kapao_edge.commands.predict import open_engine, postprocess_config
 
 @user_errors
 def val(
-    data: Annotated[Path, typer.Option("--data", help="Person-keypoints annotations JSON (COCO format).")],
-    images: Annotated[Optional[Path], typer.Option("--images", help="Image folder (default: found beside the JSON).")] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
-    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model (.onnx or a TensorRT .engine/.plan).")] = None,
+    data: Annotated[Path, typer.Option("--data", metavar="FILE", help="Person-keypoints annotations JSON (COCO format).")],
+    images: Annotated[Optional[Path], typer.Option("--images", metavar="DIR", help="Image folder (default: found beside the JSON).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", metavar="FILE", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
+    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", metavar="FILE", help="Deployed model (.onnx or a TensorRT .engine/.plan).")] = None,
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
-    thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'val' (official validation) or 'demo'.")] = "val",
+    thresholds: Annotated[str, typer.Option(metavar="val|demo", help="Post-processing preset: 'val' (official validation) or 'demo'.")] = "val",
     conf_thres: Annotated[Optional[float], typer.Option(help="Person confidence threshold (overrides the preset).")] = None,
     iou_thres: Annotated[Optional[float], typer.Option(help="Person NMS IoU threshold.")] = None,
     conf_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object confidence threshold.")] = None,
     iou_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object NMS IoU threshold.")] = None,
     overwrite_tol: Annotated[Optional[float], typer.Option(help="Fusion distance limit in original-image pixels (default: the model's recommendation, else the preset's).")] = None,
-    save_json: Annotated[Optional[Path], typer.Option("--save-json", help="Write the COCO results here.")] = None,
-    protocol: Annotated[str, typer.Option(help="'auto' (CrowdPose files need crowdposetools) or 'coco'.")] = "auto",
-    preset: Annotated[Optional[str], typer.Option(help="Preset when the model file does not say.")] = None,
-    device: Annotated[str, typer.Option(help="Torch device for --weights.")] = "cpu",
-    postprocess_backend: Annotated[str, typer.Option(help="Post-processor: auto, cpp or numpy.")] = "auto",
+    save_json: Annotated[Optional[Path], typer.Option("--save-json", metavar="FILE", help="Write the COCO results here.")] = None,
+    protocol: Annotated[str, typer.Option(metavar="auto|coco", help="'auto' (CrowdPose files need crowdposetools) or 'coco'.")] = "auto",
+    preset: Annotated[Optional[str], typer.Option(metavar="PRESET", help="Preset when the model file does not say.")] = None,
+    device: Annotated[str, typer.Option(metavar="cpu|cuda", help="Torch device for --weights.")] = "cpu",
+    postprocess_backend: Annotated[str, typer.Option(metavar="BACKEND", help="Post-processor: auto, cpp or numpy.")] = "auto",
     tta: Annotated[bool, typer.Option(
         "--tta", help="Test-time augmentation as the official val.py --scales 0.8 1 1.2 --flips -1 3 -1 "
         "(three passes; needs an engine with dynamic height and width).",

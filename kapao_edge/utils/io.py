@@ -37,6 +37,19 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def can_create_in(folder: str | os.PathLike) -> bool:
+    """Whether a file can be created in ``folder``, asked of the file system itself: root passes every
+    ``os.access`` check, yet still cannot create files in /proc, on a read-only mount or in a full quota."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".kapao-edge-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

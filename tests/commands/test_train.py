@@ -53,7 +53,7 @@ def test_json_and_images_form_and_adamw(scenes, tmp_path):
 def test_hyp_overrides_reach_the_run(scenes, tmp_path):
     result = runner.invoke(app, [
         "train", "--data", str(scenes / "train"), "--epochs", "1", "--imgsz", "128", "--batch", "4",
-        "--hyp", "scale=0.25", "--hyp", "mosaic=0", "--out", str(tmp_path / "run"), "--threads", "2",
+        "--hyp", "scale=0.25", "--hyp", "mosaic=0,kp_bbox=0.06", "--out", str(tmp_path / "run"), "--threads", "2",
         "--time-limit", "30",
     ])
     assert result.exit_code == 0, result.output
@@ -61,6 +61,7 @@ def test_hyp_overrides_reach_the_run(scenes, tmp_path):
     hyp = config["hyp"]
     assert config["time_limit_min"] == 30.0  # passed through; the one epoch ends well inside it
     assert hyp["scale"] == 0.25 and hyp["mosaic"] == 0.0 and hyp["fliplr"] == 0.5
+    assert hyp["kp_bbox"] == 0.06  # repeats and commas alike
 
 
 @pytest.mark.parametrize(("args", "message"), [
