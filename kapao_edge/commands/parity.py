@@ -16,7 +16,7 @@ NARROW_PARITY_COLUMNS = 110  # below this, engine names in the table would fold 
 @user_errors
 def parity(
     weights: Annotated[Path, typer.Option("--weights", "-w", metavar="FILE", help="Reference checkpoint (.pt).")],
-    data: Annotated[Path, typer.Option("--data", metavar="FILE", help="Person-keypoints annotations JSON.")],
+    data: Annotated[Path, typer.Option("--data", metavar="FILE|DIR", help="Person-keypoints annotations JSON, or a dataset folder holding one and images/.")],
     images: Annotated[Optional[Path], typer.Option("--images", metavar="DIR", help="Image folder (default: found beside the JSON).")] = None,
     precisions: Annotated[Optional[list[str]], typer.Option(metavar="P[,P]", help="Variants to make from --weights: fp32, fp16, int8; repeat or comma-separate [default: fp32,fp16,int8].")] = None,
     engines: Annotated[Optional[list[str]], typer.Option("--engines", "--engine", "-e", metavar="FILE[,FILE]", help="Ready .onnx files to compare instead; repeat or comma-separate.")] = None,

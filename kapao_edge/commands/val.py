@@ -14,7 +14,7 @@ from kapao_edge.commands.predict import open_engine, postprocess_config
 
 @user_errors
 def val(
-    data: Annotated[Path, typer.Option("--data", metavar="FILE", help="Person-keypoints annotations JSON (COCO format).")],
+    data: Annotated[Path, typer.Option("--data", metavar="FILE|DIR", help="Person-keypoints annotations JSON (COCO format), or a dataset folder holding one and images/.")],
     images: Annotated[Optional[Path], typer.Option("--images", metavar="DIR", help="Image folder (default: found beside the JSON).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", metavar="FILE", help="Checkpoint (.pt) run with the PyTorch reference.")] = None,
     engine: Annotated[Optional[Path], typer.Option("--engine", "-e", metavar="FILE", help="Deployed model (.onnx or a TensorRT .engine/.plan).")] = None,
