@@ -52,6 +52,52 @@ _VELOCITY_SMOOTHING = 0.1  # weight of the newest finite difference in the veloc
 _IOU_WEIGHT = 0.5  # similarity = w * IoU + (1 - w) * OKS
 _MIN_IOU = 0.2  # pairs whose boxes overlap less are never matched
 _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from the position change
+_APPEARANCE_SMOOTHING = 0.2  # weight of the newest clear look in a track's running colour average
+_APPEARANCE_SCALE = 0.15  # colour distance (0-1 per channel) at which the appearance similarity is exp(-1/2)
+_CLEAR_OVERLAP = 0.15  # a detection more covered than this (by another's box) is not a clear look
+
+
+# Where colours are sampled: (part, start keypoint, end keypoint, fractions along the segment,
+# fractions across towards the mirrored segment). Torso between shoulders and hips, thighs and shins
+# along the limbs: the clothes, which tell people apart; not the head (skin and hair repeat).
+_PARTS = (
+    ("torso", ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"), (0.3, 0.5, 0.7), (0.25, 0.5, 0.75)),
+    ("thighs", ("left_hip", "left_knee"), ("right_hip", "right_knee"), (0.35, 0.65), (0.0, 1.0)),
+    ("shins", ("left_knee", "left_ankle"), ("right_knee", "right_ankle"), (0.4, 0.6), (0.0, 1.0)),
+)
+
+
+def appearance_layout(preset: Preset) -> tuple[np.ndarray, np.ndarray]:
+    """Sampling weights (S, K): each sample point is a fixed blend of keypoints, so all points of all
+    people come from one matrix product; and the part averaging (C, S) over the S points."""
+    index = {name: i for i, name in enumerate(preset.keypoint_names)}
+    rows, parts = [], []
+    for part, (left_a, left_b), (right_a, right_b), along, across in _PARTS:
+        for t in along:
+            for u in across:
+                w = np.zeros(preset.num_keypoints)
+                for (a, b), side in (((left_a, left_b), 1.0 - u), ((right_a, right_b), u)):
+                    w[index[a]] += side * (1.0 - t)
+                    w[index[b]] += side * t
+                rows.append(w)
+                parts.append(part)
+    names = [p[0] for p in _PARTS]
+    average = np.array([[1.0 if q == name else 0.0 for q in parts] for name in names])  # (C, S)
+    return np.stack(rows), average / average.sum(axis=1, keepdims=True)
+
+
+def appearance_descriptors(image: np.ndarray, keypoints: np.ndarray, layout: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mean colour (0-1) of each clothing part of each person: (P, K, 2) keypoints -> (P, C, 3).
+
+    A few pixel reads per person, no network: cheap enough for every frame. Points outside the image
+    are clamped to its border."""
+    weights, average = layout
+    h, w = image.shape[:2]
+    points = np.matmul(weights, keypoints)  # (S, K) @ (P, K, 2) -> (P, S, 2)
+    x = np.clip(points[..., 0].astype(np.intp), 0, w - 1)  # (P, S)
+    y = np.clip(points[..., 1].astype(np.intp), 0, h - 1)  # (P, S)
+    colours = image[y, x].astype(np.float64)  # (P, S, 3)
+    return np.matmul(average, colours) * (1.0 / 255.0)  # (C, S) @ (P, S, 3) -> (P, C, 3)
 
 
 @dataclass
@@ -63,6 +109,7 @@ class _Track:
     hits: int  # consecutive matched frames (for confirmation)
     track_id: int = -1  # shown id; -1 while tentative
     has_velocity: bool = False
+    appearance: np.ndarray | None = None  # (C, 3) running mean of clear looks; None until one
 
     def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """Box and keypoints moved by the centre velocity. Only the centre moves: a walker's box
@@ -80,6 +127,23 @@ class _Track:
         self.has_velocity = True
         self.hits = self.hits + 1 if dt == 1 else 1
         self.box, self.keypoints, self.last_frame = box, keypoints, frame
+
+    def look(self, descriptor: np.ndarray) -> None:
+        """Fold in a clear look (C, 3) at the person's clothes."""
+        if self.appearance is None:
+            self.appearance = descriptor
+        else:
+            self.appearance = (1 - _APPEARANCE_SMOOTHING) * self.appearance + _APPEARANCE_SMOOTHING * descriptor
+
+
+def _uncovered(boxes: np.ndarray) -> np.ndarray:
+    """(P, 4) -> (P,) bool: no other box covers more than ``_CLEAR_OVERLAP`` of this one."""
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])  # (P, P, 2)
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])  # (P, P, 2)
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)  # (P, P)
+    np.fill_diagonal(inter, 0.0)
+    area = np.clip(boxes[:, 2:] - boxes[:, :2], 1e-6, None).prod(axis=1)  # (P,)
+    return inter.max(axis=1, initial=0.0) <= _CLEAR_OVERLAP * area
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -116,12 +180,15 @@ class PoseTracker:
         match_threshold: float = 0.3,
         max_lost: int = 30,
         min_hits: int = 2,
+        appearance: float = 0.5,
     ) -> None:
         self.preset = get_preset(preset)
         if not 0.0 <= low_score <= high_score <= 1.0:
             raise InputError(f"need 0 <= low_score <= high_score <= 1, got {low_score} and {high_score}")
         if not 0.0 < match_threshold <= 1.0:
             raise InputError(f"match_threshold must be in (0, 1], got {match_threshold}")
+        if not 0.0 <= appearance <= 1.0:
+            raise InputError(f"appearance (the colour cue's weight) must be in [0, 1], got {appearance}")
         if max_lost < 0 or min_hits < 1:
             raise InputError(f"need max_lost >= 0 and min_hits >= 1, got {max_lost} and {min_hits}")
         self.high_score = float(high_score)
@@ -129,7 +196,9 @@ class PoseTracker:
         self.match_threshold = float(match_threshold)
         self.max_lost = int(max_lost)
         self.min_hits = int(min_hits)
+        self.appearance = float(appearance)
         self._sigmas = np.asarray(self.preset.oks_sigmas, np.float64)  # (K,)
+        self._layout = appearance_layout(self.preset)
         self.reset()
 
     def reset(self) -> None:
@@ -138,8 +207,11 @@ class PoseTracker:
         self._frame = 0
         self._next_id = 1
 
-    def update(self, poses) -> np.ndarray:
-        """Ids (P,) int64 for the poses of the next frame, -1 where a detection has no shown id."""
+    def update(self, poses, image: np.ndarray | None = None) -> np.ndarray:
+        """Ids (P,) int64 for the poses of the next frame, -1 where a detection has no shown id.
+
+        ``image``: the frame the poses came from (H, W, 3), in the poses' pixel coordinates. With it
+        the clothes' colours help tell people apart; without it only boxes, skeletons and motion do."""
         keypoints = np.asarray(poses.keypoints, np.float64)  # (P, K, 3)
         boxes = np.asarray(poses.boxes, np.float64)  # (P, 4)
         scores = np.asarray(poses.scores, np.float64)  # (P,)
@@ -148,6 +220,12 @@ class PoseTracker:
             raise InputError(
                 f"poses have {keypoints.shape[1]} keypoints, the {self.preset.name} preset {self.preset.num_keypoints}"
             )
+        if image is not None and (not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3):
+            raise InputError(f"the tracker's image must be an (H, W, 3) array, got {getattr(image, 'shape', type(image))}")
+        looks = clear = None
+        if image is not None and self.appearance > 0 and count:
+            looks = appearance_descriptors(image, keypoints[:, :, :2], self._layout)  # (P, C, 3)
+            clear = _uncovered(boxes)  # (P,)
         self._frame += 1
         frame = self._frame
         ids = np.full(count, -1, np.int64)
@@ -166,6 +244,7 @@ class PoseTracker:
             iou = box_iou(pred_boxes, boxes)  # (T, P)
             similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                           * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
+            similarity = self._with_appearance(similarity, tracks, looks, clear)
             similarity[iou < _MIN_IOU] = 0.0
         else:
             similarity = np.zeros((len(tracks), count))
@@ -190,6 +269,8 @@ class PoseTracker:
                 iou = box_iou(last_boxes, boxes[left])  # (t, d)
                 sim = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                        * keypoint_similarity(last_kps, keypoints[left, :, :2], areas, self._sigmas))
+                sim = self._with_appearance(sim, [tracks[i] for i in idle], None if looks is None else looks[left],
+                                            None if clear is None else clear[left])
                 sim[iou < _MIN_IOU] = 0.0
                 recovered = np.full(len(left), -1, np.int64)
                 self._associate(sim, np.arange(len(idle)), np.arange(len(left)), recovered)
@@ -197,6 +278,8 @@ class PoseTracker:
         for det in np.nonzero(track_of >= 0)[0]:
             track = tracks[track_of[det]]
             track.observe(boxes[det], keypoints[det, :, :2], frame)
+            if looks is not None and clear[det]:
+                track.look(looks[det])
             if track.track_id < 0 and track.hits >= self.min_hits:
                 track.track_id = self._next_id
                 self._next_id += 1
@@ -211,6 +294,8 @@ class PoseTracker:
             if track_of[det] < 0:
                 track = _Track(box=boxes[det], keypoints=keypoints[det, :, :2], velocity=np.zeros(2),
                                last_frame=frame, hits=1)
+                if looks is not None and clear[det]:
+                    track.look(looks[det])
                 if self.min_hits <= 1:
                     track.track_id = self._next_id
                     self._next_id += 1
@@ -218,6 +303,23 @@ class PoseTracker:
                 survivors.append(track)
         self._tracks = survivors
         return ids
+
+    def _with_appearance(self, similarity: np.ndarray, tracks: list[_Track], looks: np.ndarray | None,
+                         clear: np.ndarray | None) -> np.ndarray:
+        """Mix the colour similarity into the (T, P) geometric one where both sides have a look.
+
+        A detection covered by another person shows some of that person's colours, so its look counts
+        for half (the geometry is what is left to go on there)."""
+        known = [i for i, t in enumerate(tracks) if t.appearance is not None]
+        if looks is None or not known:
+            return similarity
+        stored = np.stack([tracks[i].appearance for i in known])  # (t, C, 3)
+        d2 = ((stored[:, None] - looks[None]) ** 2).sum(axis=3).mean(axis=2)  # (t, P)
+        colour = np.exp(-d2 / (2.0 * _APPEARANCE_SCALE**2))  # (t, P)
+        weight = self.appearance * np.where(clear, 1.0, 0.5)  # (P,)
+        mixed = similarity.copy()
+        mixed[known] = (1.0 - weight) * similarity[known] + weight * colour
+        return mixed
 
     def _associate(self, similarity: np.ndarray, track_rows: np.ndarray, dets: np.ndarray,
                    track_of: np.ndarray) -> set[int]:
