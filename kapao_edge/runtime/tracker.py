@@ -52,9 +52,10 @@ _VELOCITY_SMOOTHING = 0.1  # weight of the newest finite difference in the veloc
 _IOU_WEIGHT = 0.5  # similarity = w * IoU + (1 - w) * OKS
 _MIN_IOU = 0.2  # pairs whose boxes overlap less are never matched
 _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from the position change
-_APPEARANCE_SMOOTHING = 0.2  # weight of the newest clear look in a track's running colour average
-_APPEARANCE_SCALE = 0.15  # colour distance (0-1 per channel) at which the appearance similarity is exp(-1/2)
-_CLEAR_OVERLAP = 0.15  # a detection more covered than this (by another's box) is not a clear look
+_APPEARANCE_SMOOTHING = 0.1  # weight of the newest clear look in a track's running colour average
+_APPEARANCE_SCALE = 0.2  # colour distance (0-1 per channel) at which the appearance similarity is exp(-1/2)
+_CLEAR_OVERLAP = 0.3  # a detection more covered than this (by another's box) is not a clear look
+_COVERED_LOOK_WEIGHT = 0.5  # share of the colour weight given to a covered detection's look
 
 
 # Where colours are sampled: (part, start keypoint, end keypoint, fractions along the segment,
@@ -93,11 +94,13 @@ def appearance_descriptors(image: np.ndarray, keypoints: np.ndarray, layout: tup
     are clamped to its border."""
     weights, average = layout
     h, w = image.shape[:2]
-    points = np.matmul(weights, keypoints)  # (S, K) @ (P, K, 2) -> (P, S, 2)
-    x = np.clip(points[..., 0].astype(np.intp), 0, w - 1)  # (P, S)
-    y = np.clip(points[..., 1].astype(np.intp), 0, h - 1)  # (P, S)
-    colours = image[y, x].astype(np.float64)  # (P, S, 3)
-    return np.matmul(average, colours) * (1.0 / 255.0)  # (C, S) @ (P, S, 3) -> (P, C, 3)
+    count, k = keypoints.shape[:2]
+    points = (weights @ keypoints.transpose(1, 0, 2).reshape(k, 2 * count)).astype(np.intp)  # (S, P * 2)
+    x = np.minimum(np.maximum(points[:, 0::2], 0), w - 1)  # (S, P)
+    y = np.minimum(np.maximum(points[:, 1::2], 0), h - 1)  # (S, P)
+    colours = image[y, x].reshape(len(weights), 3 * count)  # (S, P * 3)
+    looks = (average @ colours) * (1.0 / 255.0)  # (C, P * 3)
+    return looks.reshape(len(average), count, 3).transpose(1, 0, 2)  # (P, C, 3)
 
 
 @dataclass
@@ -110,12 +113,6 @@ class _Track:
     track_id: int = -1  # shown id; -1 while tentative
     has_velocity: bool = False
     appearance: np.ndarray | None = None  # (C, 3) running mean of clear looks; None until one
-
-    def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """Box and keypoints moved by the centre velocity. Only the centre moves: a walker's box
-        width swings with every stride, and extrapolating that through an occlusion would blow it up."""
-        shift = (frame - self.last_frame) * self.velocity  # (2,)
-        return self.box + np.tile(shift, 2), self.keypoints + shift  # (4,), (K, 2)
 
     def observe(self, box: np.ndarray, keypoints: np.ndarray, frame: int) -> None:
         dt = frame - self.last_frame
@@ -140,9 +137,9 @@ def _uncovered(boxes: np.ndarray) -> np.ndarray:
     """(P, 4) -> (P,) bool: no other box covers more than ``_CLEAR_OVERLAP`` of this one."""
     lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])  # (P, P, 2)
     rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])  # (P, P, 2)
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)  # (P, P)
+    inter = np.maximum(rb - lt, 0.0).prod(axis=2)  # (P, P)
     np.fill_diagonal(inter, 0.0)
-    area = np.clip(boxes[:, 2:] - boxes[:, :2], 1e-6, None).prod(axis=1)  # (P,)
+    area = np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-6).prod(axis=1)  # (P,)
     return inter.max(axis=1, initial=0.0) <= _CLEAR_OVERLAP * area
 
 
@@ -150,9 +147,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(A, 4) x (B, 4) x1y1x2y2 -> (A, B) intersection over union (0 for empty boxes)."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])  # (A, B, 2)
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])  # (A, B, 2)
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)  # (A, B)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)  # (A,)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)  # (B,)
+    inter = np.maximum(rb - lt, 0.0).prod(axis=2)  # (A, B)
+    area_a = np.maximum(a[:, 2:] - a[:, :2], 0.0).prod(axis=1)  # (A,)
+    area_b = np.maximum(b[:, 2:] - b[:, :2], 0.0).prod(axis=1)  # (B,)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
@@ -233,14 +230,17 @@ class PoseTracker:
 
         tracks = self._tracks
         if tracks:
-            predicted = [t.predict(frame) for t in tracks]
-            pred_boxes = np.stack([p[0] for p in predicted])  # (T, 4)
-            pred_kps = np.stack([p[1] for p in predicted])  # (T, K, 2)
+            # Boxes and keypoints moved by the centre velocity. Only the centre moves: a walker's box
+            # width swings with every stride, and extrapolating that through an occlusion would blow it up.
+            shift = (np.array([frame - t.last_frame for t in tracks], np.float64)[:, None]
+                     * np.array([t.velocity for t in tracks]))  # (T, 2)
+            pred_boxes = np.array([t.box for t in tracks]) + np.concatenate([shift, shift], axis=1)  # (T, 4)
+            pred_kps = np.array([t.keypoints for t in tracks]) + shift[:, None, :]  # (T, K, 2)
         else:
             pred_boxes = np.zeros((0, 4))
             pred_kps = np.zeros((0, self.preset.num_keypoints, 2))
         if count and tracks:
-            areas = np.clip(pred_boxes[:, 2:] - pred_boxes[:, :2], 0, None).prod(axis=1)  # (T,)
+            areas = np.maximum(pred_boxes[:, 2:] - pred_boxes[:, :2], 0.0).prod(axis=1)  # (T,)
             iou = box_iou(pred_boxes, boxes)  # (T, P)
             similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                           * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
@@ -260,12 +260,13 @@ class PoseTracker:
         if count:
             # Recovery: the unmatched high-score detections against the unmatched confirmed tracks
             # where they were last seen, not where the velocity says they are now.
-            idle = np.array([i for i in confirmed if i not in set(track_of.tolist())], np.int64)
+            taken = set(track_of.tolist())
+            idle = np.array([i for i in confirmed if i not in taken], np.int64)
             left = high[track_of[high] < 0]
             if len(idle) and len(left):
                 last_boxes = np.stack([tracks[i].box for i in idle])  # (t, 4)
                 last_kps = np.stack([tracks[i].keypoints for i in idle])  # (t, K, 2)
-                areas = np.clip(last_boxes[:, 2:] - last_boxes[:, :2], 0, None).prod(axis=1)
+                areas = np.maximum(last_boxes[:, 2:] - last_boxes[:, :2], 0.0).prod(axis=1)
                 iou = box_iou(last_boxes, boxes[left])  # (t, d)
                 sim = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                        * keypoint_similarity(last_kps, keypoints[left, :, :2], areas, self._sigmas))
@@ -316,7 +317,7 @@ class PoseTracker:
         stored = np.stack([tracks[i].appearance for i in known])  # (t, C, 3)
         d2 = ((stored[:, None] - looks[None]) ** 2).sum(axis=3).mean(axis=2)  # (t, P)
         colour = np.exp(-d2 / (2.0 * _APPEARANCE_SCALE**2))  # (t, P)
-        weight = self.appearance * np.where(clear, 1.0, 0.5)  # (P,)
+        weight = self.appearance * np.where(clear, 1.0, _COVERED_LOOK_WEIGHT)  # (P,)
         mixed = similarity.copy()
         mixed[known] = (1.0 - weight) * similarity[known] + weight * colour
         return mixed
