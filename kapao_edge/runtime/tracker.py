@@ -53,18 +53,20 @@ _IOU_WEIGHT = 0.5  # similarity = w * IoU + (1 - w) * OKS
 _MIN_IOU = 0.2  # pairs whose boxes overlap less are never matched
 _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from the position change
 _APPEARANCE_SMOOTHING = 0.1  # weight of the newest clear look in a track's running colour average
-_APPEARANCE_SCALE = 0.2  # colour distance (0-1 per channel) at which the appearance similarity is exp(-1/2)
+_APPEARANCE_SCALE = 0.15  # colour distance (0-1 per channel) at which the appearance similarity is exp(-1/2)
 _CLEAR_OVERLAP = 0.3  # a detection more covered than this (by another's box) is not a clear look
 _COVERED_LOOK_WEIGHT = 0.5  # share of the colour weight given to a covered detection's look
 
 
-# Where colours are sampled: (part, start keypoint, end keypoint, fractions along the segment,
-# fractions across towards the mirrored segment). Torso between shoulders and hips, thighs and shins
-# along the limbs: the clothes, which tell people apart; not the head (skin and hair repeat).
+# Where colours are sampled: (part, start keypoints (left, right), end keypoints (left, right),
+# fractions along the segment, fractions across from the left to the right side). A grid over the
+# torso between shoulders and hips, and along both thighs: the clothes, which tell people apart. Not
+# the head (skin and hair repeat) nor the shins (bare skin, shoes, and the first part to be hidden),
+# which on the tuning seeds made a person's own colours vary twice as much.
 _PARTS = (
-    ("torso", ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"), (0.3, 0.5, 0.7), (0.25, 0.5, 0.75)),
-    ("thighs", ("left_hip", "left_knee"), ("right_hip", "right_knee"), (0.35, 0.65), (0.0, 1.0)),
-    ("shins", ("left_knee", "left_ankle"), ("right_knee", "right_ankle"), (0.4, 0.6), (0.0, 1.0)),
+    ("torso", ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"), (0.2, 0.35, 0.5, 0.65, 0.8),
+     (0.2, 0.4, 0.6, 0.8)),
+    ("thighs", ("left_hip", "right_hip"), ("left_knee", "right_knee"), (0.2, 0.4, 0.6, 0.8), (0.0, 1.0)),
 )
 
 
@@ -73,7 +75,7 @@ def appearance_layout(preset: Preset) -> tuple[np.ndarray, np.ndarray]:
     people come from one matrix product; and the part averaging (C, S) over the S points."""
     index = {name: i for i, name in enumerate(preset.keypoint_names)}
     rows, parts = [], []
-    for part, (left_a, left_b), (right_a, right_b), along, across in _PARTS:
+    for part, (left_a, right_a), (left_b, right_b), along, across in _PARTS:
         for t in along:
             for u in across:
                 w = np.zeros(preset.num_keypoints)
