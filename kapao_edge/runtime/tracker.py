@@ -55,7 +55,6 @@ _MAX_VELOCITY_GAP = 5  # a match after a longer gap restarts the velocity from t
 _APPEARANCE_SMOOTHING = 0.1  # weight of the newest clear look in a track's running colour average
 _APPEARANCE_SCALE = 0.15  # colour distance (0-1 per channel) at which the appearance similarity is exp(-1/2)
 _CLEAR_OVERLAP = 0.3  # a detection more covered than this (by another's box) is not a clear look
-_COVERED_LOOK_WEIGHT = 0.5  # share of the colour weight given to a covered detection's look
 
 
 # Where colours are sampled: (part, start keypoints (left, right), end keypoints (left, right),
@@ -136,11 +135,14 @@ class _Track:
 
 
 def _uncovered(boxes: np.ndarray) -> np.ndarray:
-    """(P, 4) -> (P,) bool: no other box covers more than ``_CLEAR_OVERLAP`` of this one."""
+    """(P, 4) -> (P,) bool: no box of a nearer person covers more than ``_CLEAR_OVERLAP`` of this one.
+
+    On a ground plane the nearer of two people has their feet lower in the image (a larger box
+    bottom), and is the one drawn on top: the person in front of a crossing still gives a clear look."""
     lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])  # (P, P, 2)
     rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])  # (P, P, 2)
     inter = np.maximum(rb - lt, 0.0).prod(axis=2)  # (P, P)
-    np.fill_diagonal(inter, 0.0)
+    inter[boxes[:, None, 3] >= boxes[None, :, 3]] = 0.0  # (P, P) only people standing nearer cover (and itself)
     area = np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-6).prod(axis=1)  # (P,)
     return inter.max(axis=1, initial=0.0) <= _CLEAR_OVERLAP * area
 
@@ -246,7 +248,7 @@ class PoseTracker:
             iou = box_iou(pred_boxes, boxes)  # (T, P)
             similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                           * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
-            similarity = self._with_appearance(similarity, tracks, looks, clear)
+            similarity = self._with_appearance(similarity, tracks, looks)
             similarity[iou < _MIN_IOU] = 0.0
         else:
             similarity = np.zeros((len(tracks), count))
@@ -272,8 +274,7 @@ class PoseTracker:
                 iou = box_iou(last_boxes, boxes[left])  # (t, d)
                 sim = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
                        * keypoint_similarity(last_kps, keypoints[left, :, :2], areas, self._sigmas))
-                sim = self._with_appearance(sim, [tracks[i] for i in idle], None if looks is None else looks[left],
-                                            None if clear is None else clear[left])
+                sim = self._with_appearance(sim, [tracks[i] for i in idle], None if looks is None else looks[left])
                 sim[iou < _MIN_IOU] = 0.0
                 recovered = np.full(len(left), -1, np.int64)
                 self._associate(sim, np.arange(len(idle)), np.arange(len(left)), recovered)
@@ -307,21 +308,19 @@ class PoseTracker:
         self._tracks = survivors
         return ids
 
-    def _with_appearance(self, similarity: np.ndarray, tracks: list[_Track], looks: np.ndarray | None,
-                         clear: np.ndarray | None) -> np.ndarray:
-        """Mix the colour similarity into the (T, P) geometric one where both sides have a look.
+    def _with_appearance(self, similarity: np.ndarray, tracks: list[_Track], looks: np.ndarray | None) -> np.ndarray:
+        """Mix the colour similarity into the (T, P) geometric one where the track has a look.
 
-        A detection covered by another person shows some of that person's colours, so its look counts
-        for half (the geometry is what is left to go on there)."""
+        A covered detection's look is compared too, at full weight: on the tuning seeds, discounting
+        it lost more identities in crossings than the colours it borrows from the person in front."""
         known = [i for i, t in enumerate(tracks) if t.appearance is not None]
         if looks is None or not known:
             return similarity
         stored = np.stack([tracks[i].appearance for i in known])  # (t, C, 3)
         d2 = ((stored[:, None] - looks[None]) ** 2).sum(axis=3).mean(axis=2)  # (t, P)
         colour = np.exp(-d2 / (2.0 * _APPEARANCE_SCALE**2))  # (t, P)
-        weight = self.appearance * np.where(clear, 1.0, _COVERED_LOOK_WEIGHT)  # (P,)
         mixed = similarity.copy()
-        mixed[known] = (1.0 - weight) * similarity[known] + weight * colour
+        mixed[known] = (1.0 - self.appearance) * similarity[known] + self.appearance * colour
         return mixed
 
     def _associate(self, similarity: np.ndarray, track_rows: np.ndarray, dets: np.ndarray,
