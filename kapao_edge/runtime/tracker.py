@@ -89,7 +89,7 @@ def appearance_layout(preset: Preset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def appearance_descriptors(image: np.ndarray, keypoints: np.ndarray, layout: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Mean colour (0-1) of each clothing part of each person: (P, K, 2) keypoints -> (P, C, 3).
+    """Mean colour (0-1) of each clothing part of each person: (P, K, 2) keypoints -> (P, C * 3).
 
     A few pixel reads per person, no network: cheap enough for every frame. Points outside the image
     are clamped to its border."""
@@ -101,7 +101,7 @@ def appearance_descriptors(image: np.ndarray, keypoints: np.ndarray, layout: tup
     y = np.minimum(np.maximum(points[:, 1::2], 0), h - 1)  # (S, P)
     colours = image[y, x].reshape(len(weights), 3 * count)  # (S, P * 3)
     looks = (average @ colours) * (1.0 / 255.0)  # (C, P * 3)
-    return looks.reshape(len(average), count, 3).transpose(1, 0, 2)  # (P, C, 3)
+    return looks.reshape(len(average), count, 3).transpose(1, 0, 2).reshape(count, -1)  # (P, C * 3)
 
 
 @dataclass
@@ -113,7 +113,7 @@ class _Track:
     hits: int  # consecutive matched frames (for confirmation)
     track_id: int = -1  # shown id; -1 while tentative
     has_velocity: bool = False
-    appearance: np.ndarray | None = None  # (C, 3) running mean of clear looks; None until one
+    appearance: np.ndarray | None = None  # (C * 3,) running mean of clear looks; None until one
 
     def observe(self, box: np.ndarray, keypoints: np.ndarray, frame: int) -> None:
         dt = frame - self.last_frame
@@ -127,7 +127,7 @@ class _Track:
         self.box, self.keypoints, self.last_frame = box, keypoints, frame
 
     def look(self, descriptor: np.ndarray) -> None:
-        """Fold in a clear look (C, 3) at the person's clothes."""
+        """Fold in a clear look (C * 3,) at the person's clothes."""
         if self.appearance is None:
             self.appearance = descriptor
         else:
@@ -200,6 +200,7 @@ class PoseTracker:
         self.appearance = float(appearance)
         self._sigmas = np.asarray(self.preset.oks_sigmas, np.float64)  # (K,)
         self._layout = appearance_layout(self.preset)
+        self._per_part = 1.0 / len(self._layout[1])  # 1 / C
         self.reset()
 
     def reset(self) -> None:
@@ -225,7 +226,7 @@ class PoseTracker:
             raise InputError(f"the tracker's image must be an (H, W, 3) array, got {getattr(image, 'shape', type(image))}")
         looks = clear = None
         if image is not None and self.appearance > 0 and count:
-            looks = appearance_descriptors(image, keypoints[:, :, :2], self._layout)  # (P, C, 3)
+            looks = appearance_descriptors(image, keypoints[:, :, :2], self._layout)  # (P, C * 3)
             clear = _uncovered(boxes)  # (P,)
         self._frame += 1
         frame = self._frame
@@ -316,8 +317,8 @@ class PoseTracker:
         known = [i for i, t in enumerate(tracks) if t.appearance is not None]
         if looks is None or not known:
             return similarity
-        stored = np.stack([tracks[i].appearance for i in known])  # (t, C, 3)
-        d2 = ((stored[:, None] - looks[None]) ** 2).sum(axis=3).mean(axis=2)  # (t, P)
+        stored = np.stack([tracks[i].appearance for i in known])  # (t, C * 3)
+        d2 = ((stored[:, None] - looks[None]) ** 2).sum(axis=2) * self._per_part  # (t, P) mean over parts
         colour = np.exp(-d2 / (2.0 * _APPEARANCE_SCALE**2))  # (t, P)
         mixed = similarity.copy()
         mixed[known] = (1.0 - self.appearance) * similarity[known] + self.appearance * colour
