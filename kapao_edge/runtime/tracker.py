@@ -83,6 +83,11 @@ def appearance_layout(preset: Preset) -> tuple[np.ndarray, np.ndarray]:
     """Sampling weights (S, K): each sample point is a fixed blend of keypoints, so all points of all
     people come from one matrix product; and the part averaging (C, S) over the S points."""
     index = {name: i for i, name in enumerate(preset.keypoint_names)}
+    needed = {name for part in _PARTS for pair in part[1:3] for name in pair}
+    missing = sorted(needed - set(index))
+    if missing:
+        raise InputError(f"the {preset.name} preset lacks the keypoints {missing} that place the colour samples; "
+                         "pass appearance=0 to track without colours")
     rows, parts = [], []
     for part, (left_a, right_a), (left_b, right_b), along, across in _PARTS:
         for t in along:
@@ -209,8 +214,8 @@ class PoseTracker:
         self.min_hits = int(min_hits)
         self.appearance = float(appearance)
         self._sigmas = np.asarray(self.preset.oks_sigmas, np.float64)  # (K,)
-        self._layout = appearance_layout(self.preset)
-        self._per_part = 1.0 / len(self._layout[1])  # 1 / C
+        self._layout = appearance_layout(self.preset) if self.appearance > 0 else None
+        self._per_part = 1.0 / len(_PARTS)  # 1 / C
         self.reset()
 
     def reset(self) -> None:

@@ -270,3 +270,14 @@ def test_a_bad_image_or_weight_is_an_input_error() -> None:
         PoseTracker().update(frame((100, 200, 0.9)), np.zeros((360, 640), np.uint8))
     with pytest.raises(InputError, match="appearance"):
         PoseTracker(appearance=1.5)
+
+
+def test_a_preset_without_torso_keypoints_needs_the_colour_cue_off() -> None:
+    from dataclasses import replace
+
+    coco = get_preset("coco")
+    names = tuple("hip_a" if n == "left_hip" else n for n in coco.keypoint_names)
+    odd = replace(coco, name="odd", keypoint_names=names)
+    with pytest.raises(InputError, match=r"lacks the keypoints \['left_hip'\].*appearance=0"):
+        PoseTracker(odd)
+    assert PoseTracker(odd, appearance=0.0).update(frame((100, 200, 0.9))).shape == (1,)
