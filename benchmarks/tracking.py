@@ -65,11 +65,13 @@ def detect_sequence(pipeline, seed: int, frames: int, imgsz: tuple[int, int]) ->
 def _pack(arrays: list[np.ndarray], width: tuple[int, ...], dtype) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame arrays -> one concatenated array and the (F,) row counts."""
     counts = np.array([len(a) for a in arrays], np.int64)
-    joined = np.concatenate([np.asarray(a, dtype).reshape(-1, *width) for a in arrays]) if arrays else np.zeros((0, *width), dtype)
-    return joined, counts
+    if not arrays:
+        return np.zeros((0, *width), dtype), counts
+    return np.concatenate([np.asarray(a, dtype).reshape(-1, *width) for a in arrays]), counts
 
 
 def _unpack(joined: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    """The inverse of ``_pack``: one array per frame."""
     return np.split(joined, np.cumsum(counts)[:-1])
 
 
