@@ -126,7 +126,8 @@ class PosePipeline:
     ``preprocess``: "auto" (the device letterbox where the engine runs on a GPU and can, else the host
     letterbox), "host", "device", "val", or a part object. Engines with a fixed input shape always get
     exactly that shape. ``config``: post-processing; default the demo preset with what the model file
-    recommends. ``tracker``: an object with ``update(poses) -> ids`` (``kapao_edge.runtime.tracker``).
+    recommends. ``tracker``: an object with ``update(poses, image) -> ids`` (``kapao_edge.runtime.tracker``);
+    it gets each original frame too, for the clothes' colours that tell look-alike people apart.
     """
 
     def __init__(
@@ -247,7 +248,7 @@ class PosePipeline:
         results = []
         for index, (poses, info) in enumerate(zip(poses_list, infos)):
             if self.tracker is not None:
-                poses = poses.with_ids(self.tracker.update(poses))  # ids (P,)
+                poses = poses.with_ids(self.tracker.update(poses, prepared.frames[index]))  # ids (P,)
             meta = prepared.meta[index]
             results.append(
                 PoseResult(

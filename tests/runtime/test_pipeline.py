@@ -141,3 +141,23 @@ def test_default_size_is_the_one_the_model_documents(tiny_onnx: Path) -> None:
         assert engine.metadata.documented_imgsz == 256
         assert PosePipeline(engine).imgsz == 256 == model_imgsz(tiny_onnx)
         assert PosePipeline(engine, imgsz=320).imgsz == 320
+
+
+def test_the_pipeline_gives_its_tracker_each_frame() -> None:
+    """PosePipeline(tracker=...) gives the ids of feeding the tracker the same poses and frames by
+    hand, and its tracks hold colour looks: the frames reached the tracker."""
+    from kapao_edge.data.synth.video import generate_video
+    from kapao_edge.runtime.tracker import PoseTracker
+
+    frames = [f.image for f in generate_video(4242, 8, (320, 480))]
+    with load_engine("bundled") as engine:
+        tracked = PosePipeline(engine, imgsz=320, tracker=PoseTracker())
+        plain = PosePipeline(engine, imgsz=320, config=tracked.config)
+        by_hand = PoseTracker()
+        shown = 0
+        for image in frames:
+            ids = tracked(image).poses.ids  # (P,)
+            assert ids.tolist() == by_hand.update(plain(image).poses, image).tolist()
+            shown += int((ids >= 0).sum())
+    assert shown > 0
+    assert any(track.appearance is not None for track in tracked.tracker._tracks)

@@ -10,7 +10,8 @@ import pytest
 from kapao_edge.errors import InputError
 from kapao_edge.postprocess import Poses
 from kapao_edge.runtime.assignment import linear_assignment
-from kapao_edge.runtime.tracker import PoseTracker, box_iou, keypoint_similarity
+from kapao_edge.presets import get_preset
+from kapao_edge.runtime.tracker import PoseTracker, appearance_descriptors, appearance_layout, box_iou, keypoint_similarity
 
 # A standing person, 17 COCO keypoints in units of body height, pelvis at the origin.
 _SKELETON = np.array([
@@ -180,3 +181,103 @@ def test_poses_carry_optional_ids() -> None:
     assert tracked.keypoints is poses.keypoints
     with pytest.raises(InputError):
         poses.with_ids(np.array([1, 2, 3]))
+
+
+# ---- the colour cue: frames drawn with each person's box filled in their clothes' colour
+
+_RED, _BLUE = (40, 40, 200), (200, 60, 40)  # BGR
+
+
+def paint(people: list[tuple[float, float, tuple[int, int, int]]], size: tuple[int, int] = (360, 640)) -> np.ndarray:
+    """A grey (H, W, 3) frame with each person's box filled with their colour, farther first."""
+    image = np.full((*size, 3), 128, np.uint8)
+    for x, y, colour in sorted(people, key=lambda p: p[1]):  # a lower pelvis is nearer: drawn last
+        _, box = person(x, y)
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        image[max(y1, 0):y2, max(x1, 0):x2] = colour
+    return image
+
+
+def _turn_back_sequence() -> list[tuple[Poses, np.ndarray, dict[str, int]]]:
+    """Red walks right, blue walks left at the same depth; both are hidden for 8 frames when they
+    are about to meet, and come back having turned round: red going left, blue going right. The
+    motion model expects each where the other is."""
+    sequence = []
+    for t in range(40):
+        if t < 20:
+            xr, xb = 150 + 4 * t, 350 - 4 * t
+        elif t < 28:
+            sequence.append((frame(), paint([]), {}))
+            continue
+        else:
+            xr, xb = 226 - 4 * (t - 28), 274 + 4 * (t - 28)
+        people = [(xr, 200, 0.9), (xb, 200, 0.9)]
+        order = people if t % 2 else people[::-1]  # detection order must not matter
+        names = {"red": order.index(people[0]), "blue": order.index(people[1])}
+        sequence.append((frame(*order), paint([(xr, 200, _RED), (xb, 200, _BLUE)]), names))
+    return sequence
+
+
+def _ids_by_name(tracker: PoseTracker, with_images: bool) -> list[dict[str, int]]:
+    out = []
+    for poses, image, names in _turn_back_sequence():
+        ids = tracker.update(poses, image if with_images else None)
+        out.append({name: int(ids[i]) for name, i in names.items()})
+    return out
+
+
+def test_colours_keep_the_ids_of_look_alike_people_who_turn_back_while_hidden() -> None:
+    """Same size, same skeleton, same speed: only the colours tell red from blue. Without the frame
+    the motion model hands each id to the other person; with it, both keep theirs."""
+    with_colour = _ids_by_name(PoseTracker(), with_images=True)
+    before, after = with_colour[19], with_colour[-1]
+    assert before["red"] != before["blue"] and -1 not in before.values()
+    assert after == before
+
+    geometry_only = _ids_by_name(PoseTracker(), with_images=False)
+    assert geometry_only[19] == before
+    assert geometry_only[-1] == {"red": before["blue"], "blue": before["red"]}  # the case the colours fix
+
+
+def test_the_colour_cue_can_be_switched_off_and_without_a_frame_nothing_changes() -> None:
+    """appearance=0 with frames gives exactly the ids of no frames; the image-free use stays valid."""
+    off = _ids_by_name(PoseTracker(appearance=0.0), with_images=True)
+    assert off == _ids_by_name(PoseTracker(), with_images=False)
+
+
+def test_the_same_frames_give_the_same_ids_with_the_colour_cue() -> None:
+    tracker = PoseTracker()
+    first = _ids_by_name(tracker, with_images=True)
+    tracker.reset()
+    assert _ids_by_name(tracker, with_images=True) == first
+
+
+def test_colour_descriptors_read_the_clothes_at_the_keypoints() -> None:
+    """Torso and thighs of a person on a red box read red; a person partly off the frame still gets
+    a look (points are clamped to the border), one per part."""
+    preset = get_preset("coco")
+    layout = appearance_layout(preset)
+    kps = np.stack([person(100, 200)[0][:, :2], person(630, 200)[0][:, :2]])  # (2, 17, 2), the second at the edge
+    image = paint([(100, 200, _RED), (630, 200, _BLUE)])
+    looks = appearance_descriptors(image, kps, layout)  # (2, C * 3)
+    assert looks.shape == (2, 3 * len(layout[1]))
+    np.testing.assert_allclose(looks[0].reshape(-1, 3), np.tile(np.array(_RED) / 255, (len(layout[1]), 1)), atol=1e-9)
+    np.testing.assert_allclose(looks[1].reshape(-1, 3), np.tile(np.array(_BLUE) / 255, (len(layout[1]), 1)), atol=1e-9)
+
+
+def test_a_bad_image_or_weight_is_an_input_error() -> None:
+    with pytest.raises(InputError, match=r"\(H, W, 3\)"):
+        PoseTracker().update(frame((100, 200, 0.9)), np.zeros((360, 640), np.uint8))
+    with pytest.raises(InputError, match="appearance"):
+        PoseTracker(appearance=1.5)
+
+
+def test_a_preset_without_torso_keypoints_needs_the_colour_cue_off() -> None:
+    from dataclasses import replace
+
+    coco = get_preset("coco")
+    names = tuple("hip_a" if n == "left_hip" else n for n in coco.keypoint_names)
+    odd = replace(coco, name="odd", keypoint_names=names)
+    with pytest.raises(InputError, match=r"lacks the keypoints \['left_hip'\].*appearance=0"):
+        PoseTracker(odd)
+    assert PoseTracker(odd, appearance=0.0).update(frame((100, 200, 0.9))).shape == (1,)
