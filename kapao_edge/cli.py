@@ -35,7 +35,7 @@ def _root(
 
 
 def _register() -> None:
-    from kapao_edge.commands import bench, build, demo, export, info, parity, predict, quantize, synth, train, val
+    from kapao_edge.commands import bench, build, demo, export, info, parity, predict, quantize, serve, synth, train, val
 
     app.command("bench")(bench.bench)
     app.command("build")(build.build)
@@ -45,6 +45,7 @@ def _register() -> None:
     app.command("parity")(parity.parity)
     app.command("predict")(predict.predict)
     app.command("quantize")(quantize.quantize)
+    app.command("serve")(serve.serve)
     app.command("synth")(synth.synth)
     app.command("train")(train.train)
     app.command("val")(val.val)
