@@ -67,6 +67,25 @@ def make_pipeline(engine, *, imgsz, config, postprocess_backend, tracker=None):
     return PosePipeline(engine, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend, **extra)
 
 
+def remote_model(url: str):
+    """A client of a `kapao-edge serve` server, standing in for the engine (``--server``)."""
+    from kapao_edge.serving import Client
+
+    return Client(url)
+
+
+def _check_server_options(**given) -> None:
+    """With --server the model runs on the server: options that configure it here would be ignored."""
+    from kapao_edge.errors import InputError
+
+    defaults = {"thresholds": "demo", "device": "cpu", "postprocess_backend": "auto"}
+    named = [name for name, value in given.items() if value is not None and value != defaults.get(name)]
+    if named:
+        options = ", ".join("--" + name.replace("_", "-") for name in named)
+        raise InputError(f"--server runs the model on the server: {options} cannot apply here; "
+                         "set them on `kapao-edge serve`, or drop --server")
+
+
 class _StopOnSignal:
     """SIGINT and SIGTERM ask the run to stop after the frame in hand (outputs stay consistent); a
     second signal stops at once. Only the main thread can install handlers; elsewhere this is a no-op."""
@@ -271,6 +290,7 @@ def predict(
     preset: Annotated[Optional[str], typer.Option(help="Dataset preset (coco, crowdpose) when the file does not say.")] = None,
     device: Annotated[str, typer.Option(help="Torch device for --weights: cpu or cuda.")] = "cpu",
     postprocess_backend: Annotated[str, typer.Option(help="Post-processor: auto, cpp or numpy.")] = "auto",
+    server: Annotated[Optional[str], typer.Option(help="Get poses from a `kapao-edge serve` server (http://HOST:PORT or grpc://HOST:PORT) instead of --weights/--engine; model options are the server's.")] = None,
 ) -> None:
     """Detect poses, draw them, and write JSON lines per frame and COCO-format results."""
     from kapao_edge.data import open_source
@@ -278,24 +298,34 @@ def predict(
     from kapao_edge.postprocess import cpp_available
 
     check_output_dir(out)  # before the model loads: a bad --out costs nothing and leaves nothing
+    if server is not None:
+        _check_server_options(weights=weights, engine=engine, imgsz=imgsz, thresholds=thresholds, conf_thres=conf_thres,
+                              iou_thres=iou_thres, conf_thres_kp=conf_thres_kp, iou_thres_kp=iou_thres_kp,
+                              overwrite_tol=overwrite_tol, preset=preset, device=device,
+                              postprocess_backend=postprocess_backend)
     frames = open_source(source, strict=strict)  # a missing file, camera or unreachable URL fails here
     imgsz = long_side(parse_imgsz(imgsz) or model_imgsz(weights or engine), "predict")
     try:
-        with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
-            config = postprocess_config(
-                thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
-                iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
-            )
+        with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) if server is None else remote_model(server) as model:
             tracker = make_tracker(model) if track else None
-            pipeline = make_pipeline(model, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend,
-                                     tracker=tracker)
+            if server is None:
+                config = postprocess_config(
+                    thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
+                    iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
+                )
+                pipeline = make_pipeline(model, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend,
+                                         tracker=tracker)
+            else:
+                from kapao_edge.serving.client import RemotePipeline
+
+                pipeline = RemotePipeline(model, tracker=tracker)
             run_dir = choose_run_dir(out, exist_ok=exist_ok)
             with _StopOnSignal() as stopper:
                 summary = run_predict(pipeline, frames, run_dir, save_images=save_images, save_json=save_json,
                                       save_jsonl=save_jsonl, show=show, stopper=stopper)
     finally:
         frames.close()
-    post = "cpp" if postprocess_backend != "numpy" and cpp_available() else "numpy"
+    post = "server" if server is not None else "cpp" if postprocess_backend != "numpy" and cpp_available() else "numpy"
     console.print(
         f"{summary['frames']} frame(s), {summary['poses']} pose(s), {summary['dropped']} dropped, "
         f"{len(summary['skipped'])} skipped ({model.backend} engine, {post} post-processing) -> {run_dir}",

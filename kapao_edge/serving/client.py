@@ -33,8 +33,10 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 class Client:
-    """Sends original BGR frames to the served model; one client per thread (tritonclient connections are not shared)."""
+    """Sends original BGR frames to the served model; usable from any thread (one connection per thread:
+    tritonclient's HTTP connections belong to the thread that made them)."""
 
+    backend = "triton"  # what predict's summary line names
     _ids = itertools.count()
     _ids_lock = threading.Lock()
 
@@ -49,17 +51,29 @@ class Client:
         self.timeout_s = float(timeout_s)
         if self.scheme == "http":
             import tritonclient.http as triton
-
-            self._client = triton.InferenceServerClient(self.address, connection_timeout=self.timeout_s,
-                                                        network_timeout=self.timeout_s)
         else:
             import tritonclient.grpc as triton
-
-            self._client = triton.InferenceServerClient(self.address)
         self._triton = triton
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._opened_lock = threading.Lock()
         self._keypoints: int | None = None
         if check_ready:
             self.wait_ready(0.0)
+
+    @property
+    def _client(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self.scheme == "http":
+                connection = self._triton.InferenceServerClient(self.address, connection_timeout=self.timeout_s,
+                                                                network_timeout=self.timeout_s)
+            else:
+                connection = self._triton.InferenceServerClient(self.address)
+            self._local.connection = connection
+            with self._opened_lock:
+                self._opened.append(connection)
+        return connection
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         """Return once the model answers ready; InputError naming the URL when it does not in time."""
@@ -125,7 +139,14 @@ class Client:
         return self.infer(frame_bgr)[0]
 
     def close(self) -> None:
-        self._client.close()
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - a connection of a finished thread may be gone already
+                pass
+        self._local = threading.local()
 
     def __enter__(self) -> Client:
         return self
@@ -144,13 +165,15 @@ def _check_frame(frame_bgr: Any) -> np.ndarray:
 class RemotePipeline:
     """A ``PosePipeline`` look-alike for streams and ``predict``: frame -> ``PoseResult`` from a server."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, tracker: Any = None) -> None:
         self.client = client
         self.preset = client.preset
+        self.tracker = tracker
 
     def __call__(self, frame_bgr: np.ndarray):
         from kapao_edge.runtime.pipeline import PoseResult
 
-        start = time.perf_counter()
         poses, info = self.client.infer(frame_bgr)
-        return PoseResult(poses=poses, letterbox=info, timings={"server": time.perf_counter() - start})
+        if self.tracker is not None:  # streams call this in frame order, one frame at a time
+            poses = poses.with_ids(self.tracker.update(poses))
+        return PoseResult(poses=poses, letterbox=info)
