@@ -178,7 +178,7 @@ class Server:
 
     def start(self) -> None:
         from pytriton.model_config import DynamicBatcher, ModelConfig
-        from pytriton.triton import Triton, TritonConfig
+        from pytriton.triton import Triton, TritonConfig, TritonLifecyclePolicy
 
         config = self.config
         for pipeline in self.pipelines:  # first-call costs (allocations, C++ post-processor) before clients
@@ -188,14 +188,17 @@ class Server:
             http_address=config.host, http_port=config.http_port,
             grpc_address=config.host, grpc_port=config.grpc_port,
             allow_metrics=True, metrics_address=config.host, metrics_port=config.metrics_port,
-            exit_timeout_secs=config.exit_timeout_s, log_verbose=0, log_file=self.log_file,
+            exit_timeout_secs=config.exit_timeout_s, strict_readiness=True, log_verbose=0, log_file=self.log_file,
         )
         inputs, outputs = tensors(self.pipelines[0].preset.num_keypoints, config.max_poses)
         model_config = ModelConfig(
             batching=True, max_batch_size=config.max_batch,
             batcher=DynamicBatcher(max_queue_delay_microseconds=config.queue_delay_us),
         )
-        self.triton = Triton(config=triton_config)
+        # The model goes into a local repository that Triton loads at start-up, so /v2/health/ready (strict
+        # readiness) answers 200 only once the model can serve, never in a window before it is loaded.
+        policy = TritonLifecyclePolicy(launch_triton_on_startup=False, local_model_store=True)
+        self.triton = Triton(config=triton_config, triton_lifecycle_policy=policy)
         try:
             self.triton.bind(
                 model_name=config.model_name,
