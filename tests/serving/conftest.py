@@ -97,6 +97,20 @@ def start_server(tmp_path: Path, *extra: str, timeout_s: float = 180.0) -> Serve
     return served
 
 
+@pytest.fixture
+def start_serve(serving_available, tmp_path):
+    """``start_serve(*options)``: a server of the test's own, stopped (SIGTERM) after it unless already."""
+    started: list[Served] = []
+
+    def start(*extra: str) -> Served:
+        started.append(start_server(tmp_path, *extra))
+        return started[-1]
+
+    yield start
+    for served in started:
+        served.stop()
+
+
 @pytest.fixture(scope="module")
 def server(serving_available, tmp_path_factory) -> Served:
     served = start_server(tmp_path_factory.mktemp("serve"))
