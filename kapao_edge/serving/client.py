@@ -129,6 +129,10 @@ class Client:
             message = getattr(exc, "message", None)
             text = message() if callable(message) else str(exc)
             raise ServerError(f"{self.url}: {text}") from None
+        response = result.get_response()
+        answered = response.get("id") if isinstance(response, dict) else response.id
+        if answered != request_id:  # never take another request's poses for this frame's
+            raise ServerError(f"{self.url}: answer for request {answered!r} arrived for request {request_id!r}")
         outputs = {name: result.as_numpy(name) for name in protocol.OUTPUTS}
         poses, info, error = protocol.decode(outputs, 0, (int(frame.shape[0]), int(frame.shape[1])))
         if error:
