@@ -78,7 +78,7 @@ def test_tensorrt_backend_config(serving_available, repository, tmp_path):
     ([], "--input uint8"),
     (["--input", "uint8", "--max-candidates", "100"], "--max-candidates"),
 ])
-def test_refusals(serving_available, tmp_path, options, message):
+def test_refusals(tmp_path, options, message):
     result = subprocess.run([sys.executable, "-m", "kapao_edge.cli", "export", "--weights", "bundled", *options,
                              "--out", str(tmp_path / "k.onnx"), "--triton-repo", str(tmp_path / "repo")],
                             capture_output=True, text=True)
