@@ -53,7 +53,7 @@ def start_serve(serving_available, tmp_path):
 
 @pytest.fixture(scope="module")
 def server(serving_available, tmp_path_factory):
-    served = start_server(tmp_path_factory.mktemp("serve"))
+    served = start_server(tmp_path_factory.mktemp("serve"), "--instances", "2")  # two instances: both serve
     yield served
     code = served.stop()
     assert code == 0, served.log.read_text()[-3000:]

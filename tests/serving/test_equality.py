@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,9 @@ def test_batched_concurrent_requests_equal_local(server, local_pipeline, sample_
         local = local_pipeline(frame).poses
         assert len(poses) == len(local)
         np.testing.assert_allclose(poses.keypoints, local.keypoints, atol=0.01)
+    metrics = server.metrics()  # Triton's Prometheus endpoint counts what it served
+    success = re.search(r'^nv_inference_request_success\{model="kapao",version="1"\} (\d+)', metrics, re.M)
+    assert success and int(success.group(1)) >= len(frames)
 
 
 def test_predict_server_writes_the_local_results(server, coco_sample_dir, tmp_path):
