@@ -31,7 +31,7 @@ class Encoded:
     boxes: np.ndarray  # (M, 4) float32
     scores: np.ndarray  # (M,) float32
     count: np.ndarray  # (1,) int32: rows in use, -1 on error
-    letterbox: np.ndarray  # (6,) float32: input h, w, ratio w, h, pad left, top
+    letterbox: np.ndarray  # (6,) float64: input h, w, ratio w, h, pad left, top
     error: np.ndarray  # (1,) object: bytes, empty when served
 
 
@@ -44,7 +44,7 @@ def encode(poses: Poses, info: LetterboxInfo, max_poses: int, num_keypoints: int
     keypoints[:count] = poses.keypoints[:count]
     boxes[:count] = poses.boxes[:count]
     scores[:count] = poses.scores[:count]
-    geometry = np.array([*info.input_hw, *info.ratio, *info.pad], np.float32)  # (6,)
+    geometry = np.array([*info.input_hw, *info.ratio, *info.pad], np.float64)  # (6,): float64 keeps the ratio exact
     return Encoded(keypoints, boxes, scores, np.array([count], np.int32), geometry, np.array([b""], object))
 
 

@@ -157,7 +157,7 @@ def tensors(num_keypoints: int, max_poses: int):
         Tensor(name="boxes", dtype=np.float32, shape=(max_poses, 4)),
         Tensor(name="scores", dtype=np.float32, shape=(max_poses,)),
         Tensor(name="count", dtype=np.int32, shape=(1,)),
-        Tensor(name="letterbox", dtype=np.float32, shape=(6,)),
+        Tensor(name="letterbox", dtype=np.float64, shape=(6,)),
         Tensor(name="error", dtype=bytes, shape=(1,)),
     ]
     return inputs, outputs

@@ -29,8 +29,10 @@ def test_served_poses_equal_local(server, local_pipeline, sample_frames, scheme)
     with Client(url) as client:
         assert client.preset.name == local_pipeline.preset.name
         for name, frame in sample_frames.items():
-            served = client(frame)
-            local = local_pipeline(frame).poses
+            served, info = client.infer(frame)
+            result = local_pipeline(frame)
+            local = result.poses
+            assert info == result.letterbox, name
             assert len(served) == len(local), name
             np.testing.assert_allclose(served.keypoints, local.keypoints, atol=0.01, err_msg=name)
             np.testing.assert_allclose(served.boxes, local.boxes, atol=0.01, err_msg=name)
