@@ -67,13 +67,15 @@ class ServeProcess:
             return self.process.wait()
 
 
-def start(folder: str | os.PathLike, *options: str, weights: str = "bundled", timeout_s: float = 180.0) -> ServeProcess:
-    """Start ``kapao-edge serve --weights W OPTIONS`` with this Python; return once it answers ready."""
+def start(folder: str | os.PathLike, *options: str, weights: str | None = "bundled", timeout_s: float = 180.0) -> ServeProcess:
+    """Start ``kapao-edge serve --weights W OPTIONS`` with this Python (``weights=None``: the options
+    name the model, e.g. ``--engine F``); return once it answers ready."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     http_port, grpc_port, metrics_port = free_ports(3)
     log = folder / "serve.log"
-    command = [sys.executable, "-m", "kapao_edge.cli", "serve", "--weights", weights,
+    model = ["--weights", weights] if weights is not None else []
+    command = [sys.executable, "-m", "kapao_edge.cli", "serve", *model,
                "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
                "--triton-log", str(folder / "triton.log"), *options]
     with open(log, "w") as sink:

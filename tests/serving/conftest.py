@@ -27,12 +27,12 @@ def serving_available() -> None:
         pytest.skip(reason)
 
 
-def start_server(folder: Path, *options: str):
+def start_server(folder: Path, *options: str, weights: str | None = "bundled"):
     from kapao_edge.errors import InputError
     from kapao_edge.serving.process import start
 
     try:
-        return start(folder, *options)
+        return start(folder, *options, weights=weights)
     except InputError as exc:
         pytest.fail(str(exc))
 
@@ -42,8 +42,8 @@ def start_serve(serving_available, tmp_path):
     """``start_serve(*options)``: a server of the test's own, stopped (SIGTERM) after it unless already."""
     started = []
 
-    def start(*extra: str):
-        started.append(start_server(tmp_path, *extra))
+    def start(*extra: str, weights: str | None = "bundled"):
+        started.append(start_server(tmp_path / str(len(started)), *extra, weights=weights))
         return started[-1]
 
     yield start

@@ -165,3 +165,20 @@ def test_postprocess_model_in_triton_equals_local(repository, triton_postprocess
             client.infer("kapao_postprocess", [bad, *others])
         assert client.is_model_ready("kapao_postprocess")
     client.close()
+
+
+def test_serve_an_onnx_engine(repository, start_serve, sample_frames):
+    """`serve --engine model.onnx`: ONNX Runtime behind Triton, equal to the same engine run locally."""
+    from kapao_edge import load_engine
+    from kapao_edge.runtime.pipeline import PosePipeline
+    from kapao_edge.serving import Client
+
+    onnx_path = repository / "kapao_engine/1/model.onnx"
+    server = start_serve("--engine", str(onnx_path), weights=None)
+    with load_engine(onnx_path) as engine, Client(server.grpc_url) as client:
+        pipeline = PosePipeline(engine)
+        for name, frame in sample_frames.items():
+            served, local = client(frame), pipeline(frame).poses
+            assert len(served) == len(local), name
+            np.testing.assert_allclose(served.keypoints, local.keypoints, atol=0.01, err_msg=name)
+    assert server.stop() == 0
