@@ -104,7 +104,10 @@ class Client:
                 if name == "keypoints":
                     dims = output["dims"] if isinstance(output, dict) else output.dims
                     self._keypoints = int(dims[1])
-        return preset_for_keypoints(int(self._keypoints or 17))
+            if self._keypoints is None:
+                raise InputError(f"model {self.model_name!r} at {self.url} has no 'keypoints' output: "
+                                 "not a model served by `kapao-edge serve`")
+        return preset_for_keypoints(self._keypoints)
 
     def infer(self, frame_bgr: np.ndarray):
         """(poses, letterbox) of one frame; ServerError when the server refuses it."""
