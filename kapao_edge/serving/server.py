@@ -92,6 +92,37 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+class Drain:
+    """Shutdown in two steps: refuse new requests (each gets a 'shutting down' error at once), wait for
+    the ones being computed, then stop Triton, so nothing is cut off mid-computation."""
+
+    def __init__(self) -> None:
+        self.closing = threading.Event()
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    def enter(self) -> bool:
+        with self._idle:
+            if self.closing.is_set():
+                return False
+            self._busy += 1
+            return True
+
+    def leave(self) -> None:
+        with self._idle:
+            self._busy -= 1
+            self._idle.notify_all()
+
+    def close(self, timeout_s: float) -> bool:
+        """Refuse from now on; True once nothing is being computed (False after ``timeout_s``)."""
+        self.closing.set()
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout_s)
+
+
+SHUTTING_DOWN = "the server is shutting down: send this frame to another server"
+
+
 class FrameServer:
     """One model instance: Triton's batch of requests -> one answer per request, frame by frame.
 
@@ -99,9 +130,10 @@ class FrameServer:
     frames batched with it are served; a pipeline failure fails only its group.
     """
 
-    def __init__(self, pipeline: Any, config: ServeConfig) -> None:
+    def __init__(self, pipeline: Any, config: ServeConfig, drain: Drain | None = None) -> None:
         self.pipeline = pipeline
         self.config = config
+        self.drain = drain or Drain()
         self.num_keypoints = pipeline.preset.num_keypoints
         self.lock = threading.Lock()  # one pipeline, one call at a time (Triton may reuse a thread per instance)
 
@@ -117,6 +149,14 @@ class FrameServer:
         return None
 
     def __call__(self, requests: Sequence[Any]) -> list[dict[str, np.ndarray]]:
+        if not self.drain.enter():
+            return [protocol.stack([self._error(SHUTTING_DOWN)] * len(request[protocol.INPUT])) for request in requests]
+        try:
+            return self._serve(requests)
+        finally:
+            self.drain.leave()
+
+    def _serve(self, requests: Sequence[Any]) -> list[dict[str, np.ndarray]]:
         answers: list[list[protocol.Encoded | None]] = []
         groups: dict[tuple[int, ...], list[tuple[int, int, np.ndarray]]] = defaultdict(list)
         for r, request in enumerate(requests):
@@ -174,6 +214,7 @@ class Server:
         self.pipelines = list(pipelines)
         self.config = config
         self.triton: Any = None
+        self.drain = Drain()
         self.log_file = config.log_file or Path(tempfile.mkdtemp(prefix="kapao-serve-")) / "triton.log"
 
     def start(self) -> None:
@@ -202,7 +243,7 @@ class Server:
         try:
             self.triton.bind(
                 model_name=config.model_name,
-                infer_func=[FrameServer(pipeline, config) for pipeline in self.pipelines],
+                infer_func=[FrameServer(pipeline, config, self.drain) for pipeline in self.pipelines],
                 inputs=inputs, outputs=outputs, config=model_config, strict=True,
             )
             self.triton.run()
@@ -214,8 +255,9 @@ class Server:
         return self.triton is not None and self.triton.is_alive()
 
     def stop(self) -> None:
-        """Triton answers what it holds (up to ``exit_timeout_s``), refuses new requests, then exits."""
+        """Refuse new requests, finish the ones being computed (up to ``exit_timeout_s``), stop Triton."""
         if self.triton is not None:
+            self.drain.close(self.config.exit_timeout_s)
             self.triton.stop()
             self.triton = None
 
