@@ -203,6 +203,49 @@ def tensors(num_keypoints: int, max_poses: int):
     return inputs, outputs
 
 
+def _stub_pids(triton: Any) -> list[int]:
+    """Pids of this server's Python-backend stubs (tritonserver's children), where /proc tells."""
+    try:
+        server_pid = int(triton._triton_server._tritonserver_running_cmd.pid)  # PyTriton 0.7.0 internals
+    except (AttributeError, TypeError, ValueError):
+        return []
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # the field after "(comm) state"
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == server_pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _end_orphans(pids: list[int], grace_s: float = 2.0) -> None:
+    """A stub that outlives its tritonserver (seen when Triton stops mid-request) holds memory forever:
+    end those, by pid, after checking the pid is still a stub."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for pid in pids:
+        while time.monotonic() < deadline and _is_stub(pid):
+            time.sleep(0.1)
+        if _is_stub(pid):
+            logging.getLogger(__name__).warning("ending orphaned Triton Python-backend stub pid %d", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _is_stub(pid: int) -> bool:
+    try:
+        return b"triton_python_backend_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class Server:
     """Triton with the pipelines bound as one model (one instance per pipeline); ``start``, ``stop``."""
 
@@ -258,7 +301,9 @@ class Server:
         """Refuse new requests, finish the ones being computed (up to ``exit_timeout_s``), stop Triton."""
         if self.triton is not None:
             self.drain.close(self.config.exit_timeout_s)
+            stubs = _stub_pids(self.triton)
             self.triton.stop()
+            _end_orphans(stubs)
             self.triton = None
 
     def wait(self, stop: threading.Event, *, poll_s: float = 0.5,
