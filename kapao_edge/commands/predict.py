@@ -306,7 +306,9 @@ def predict(
     frames = open_source(source, strict=strict)  # a missing file, camera or unreachable URL fails here
     imgsz = long_side(parse_imgsz(imgsz) or model_imgsz(weights or engine), "predict")
     try:
-        with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) if server is None else remote_model(server) as model:
+        opened = remote_model(server) if server is not None else open_engine(
+            weights, engine, device=device, preset=preset, imgsz=imgsz)
+        with opened as model:
             tracker = make_tracker(model) if track else None
             if server is None:
                 config = postprocess_config(
