@@ -144,12 +144,12 @@ def _root(
 
 
 def _register() -> None:
-    from kapao_edge.commands import bench, build, demo, export, info, parity, predict, quantize, synth, train, val
+    from kapao_edge.commands import bench, build, demo, export, info, parity, predict, quantize, serve, synth, train, val
 
     for name, function in (
         ("bench", bench.bench), ("build", build.build), ("export", export.export), ("demo", demo.demo),
         ("info", info.info), ("parity", parity.parity), ("predict", predict.predict),
-        ("quantize", quantize.quantize), ("synth", synth.synth), ("train", train.train), ("val", val.val),
+        ("quantize", quantize.quantize), ("serve", serve.serve), ("synth", synth.synth), ("train", train.train), ("val", val.val),
     ):
         app.command(name, cls=KapaoCommand)(function)
 

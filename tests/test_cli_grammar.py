@@ -57,6 +57,7 @@ REPEATS = {
     "parity": (["parity", "-w", "{tmp}/a.pt", "--data", "{tmp}/a.json", "--data={tmp}/b.json"], "--data", ["a.json", "b.json"]),
     "predict": (["predict", "{tmp}/x.jpg", "-w", "bundled", "--imgsz=640", "--imgsz", "448", "--out", "{tmp}/out"], "--imgsz", ["640", "448"]),
     "quantize": (["quantize", "--onnx", "{tmp}/a.onnx", "--precision", "int8", "--precision", "fp16"], "--precision", ["int8", "fp16"]),
+    "serve": (["serve", "-w", "bundled", "--http-port", "8000", "--http-port", "8001"], "--http-port", ["8000", "8001"]),
     "synth": (["synth", "--out", "{tmp}/out", "--images", "1", "--out", "{tmp}/out2"], "--out", ["out", "out2"]),
     "train": (["train", "--data", "{tmp}/a.json", "--epochs", "1", "--epochs", "2", "--out", "{tmp}/out"], "--epochs", ["1", "2"]),
     "val": (["val", "--data", "{tmp}/a.json", "--thresholds", "val", "--thresholds", "demo"], "--thresholds", ["val", "demo"]),

@@ -28,7 +28,10 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except KapaoEdgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            # escaped: messages quote user text and commands such as pip install -e ".[serve]"
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except ModuleNotFoundError as exc:
             if exc.name != "torch":

@@ -24,6 +24,10 @@ def export(
     input_format: Annotated[str, typer.Option("--input", metavar="FORMAT", help="Graph input: 'float' (B,3,H,W) RGB in [0,1], or 'uint8' (B,H,W,3) letterboxed BGR frames scaled in the graph.")] = "float",
     max_candidates: Annotated[Optional[int], typer.Option(metavar="K", help="End the graph with the K rows of highest objectness above --candidate-floor, plus their count (GPU deployment; 1..3840; 1000 measured lossless at val thresholds).")] = None,
     candidate_floor: Annotated[float, typer.Option(metavar="OBJ", help="Objectness floor of --max-candidates (rows at or below it never leave the engine).")] = 0.001,
+    triton_repo: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Also write a Triton model repository (engine, Python-backend post-processing, ensemble) into this new folder, for a GPU Triton or DeepStream nvinferserver; needs --input uint8.")] = None,
+    triton_backend: Annotated[str, typer.Option(help="Engine backend of --triton-repo: onnxruntime, or tensorrt (build model.plan on the GPU with `kapao-edge build`).")] = "onnxruntime",
+    triton_max_batch: Annotated[int, typer.Option(help="max_batch_size of the --triton-repo models (dynamic batching).")] = 8,
+    triton_instances: Annotated[int, typer.Option(help="Instances per model in --triton-repo (instance_group count).")] = 1,
 ) -> None:
     """Export to ONNX, check the graph, and verify it against PyTorch with ONNX Runtime."""
     from kapao_edge.data import check_input_size
@@ -34,6 +38,17 @@ def export(
     from kapao_edge.io_options import IoOptions
 
     check_writable(out)
+    if triton_repo is not None:
+        from kapao_edge.serving.repository import RepositoryOptions
+
+        repo_options = RepositoryOptions(backend=triton_backend, max_batch=triton_max_batch, instances=triton_instances)
+        check_writable(triton_repo / "config.pbtxt")
+        if triton_repo.exists() and (not triton_repo.is_dir() or any(triton_repo.iterdir())):
+            raise InputError(f"--triton-repo {triton_repo} exists and is not an empty folder; choose a new path")
+        if input_format != "uint8":
+            raise InputError("--triton-repo needs a uint8-input graph (clients send letterboxed uint8 frames): add --input uint8")
+        if max_candidates is not None:
+            raise InputError("--triton-repo needs the full-output graph: drop --max-candidates")
     imgsz = check_input_size(parse_imgsz(imgsz) or model_imgsz(weights))
     if max_candidates is not None and max_candidates <= 0:
         raise InputError(f"--max-candidates must be a positive number of rows, got {max_candidates}")
@@ -60,3 +75,24 @@ def export(
     )
     for note in report.notes:
         console.print(f"  [yellow]note:[/] {note}")
+    if triton_repo is not None:
+        _write_triton_repo(report.path, triton_repo, repo_options)
+
+
+def _write_triton_repo(onnx_path: Path, target: Path, options) -> None:
+    """The repository around the exported file, post-processing as the file recommends (demo preset)."""
+    import onnx
+
+    from kapao_edge.export.metadata import parse_metadata, read_onnx_metadata
+    from kapao_edge.postprocess import PostprocessConfig
+    from kapao_edge.serving.repository import write_repository
+
+    metadata = parse_metadata(read_onnx_metadata(onnx.load(str(onnx_path), load_external_data=False)), source=str(onnx_path))
+    config = PostprocessConfig.named("demo", metadata.postprocess)
+    write_repository(onnx_path, target, preset_keypoints=metadata.preset_obj.num_keypoints,
+                     postprocess=config.as_dict(), options=options)
+    console.print(f"wrote Triton repository {target} (kapao_engine: {options.backend}, kapao_postprocess: python, "
+                  "kapao: ensemble)", markup=False)
+    if options.backend == "tensorrt":
+        console.print(f"  on the GPU machine: kapao-edge build --onnx {target}/kapao_engine/1/model.onnx "
+                      f"--out {target}/kapao_engine/1/model.plan", markup=False)

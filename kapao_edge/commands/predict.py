@@ -67,6 +67,25 @@ def make_pipeline(engine, *, imgsz, config, postprocess_backend, tracker=None):
     return PosePipeline(engine, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend, **extra)
 
 
+def remote_model(url: str):
+    """A client of a `kapao-edge serve` server, standing in for the engine (``--server``)."""
+    from kapao_edge.serving import Client
+
+    return Client(url)
+
+
+def _check_server_options(**given) -> None:
+    """With --server the model runs on the server: options that configure it here would be ignored."""
+    from kapao_edge.errors import InputError
+
+    defaults = {"thresholds": "demo", "device": "cpu", "postprocess_backend": "auto"}
+    named = [name for name, value in given.items() if value is not None and value != defaults.get(name)]
+    if named:
+        options = ", ".join("--" + name.replace("_", "-") for name in named)
+        raise InputError(f"--server runs the model on the server: {options} cannot apply here; "
+                         "set them on `kapao-edge serve`, or drop --server")
+
+
 class _StopOnSignal:
     """SIGINT and SIGTERM ask the run to stop after the frame in hand (outputs stay consistent); a
     second signal stops at once. Only the main thread can install handlers; elsewhere this is a no-op."""
@@ -251,8 +270,8 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
 @user_errors
 def predict(
     source: Annotated[str, typer.Argument(help="An image, a folder, a glob ('frames/*.jpg'), a video, a camera index (0) or an RTSP/HTTP URL.")],
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Checkpoint (.pt) or bundled model name, run with the PyTorch reference.")] = None,
-    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", help="Deployed model: .onnx (ONNX Runtime) or .engine/.plan (TensorRT, built by `kapao-edge build`).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", metavar="FILE", help="Checkpoint (.pt) or bundled model name, run with the PyTorch reference [default: bundled, when no --engine or --server].")] = None,
+    engine: Annotated[Optional[Path], typer.Option("--engine", "-e", metavar="FILE", help="Deployed model: .onnx (ONNX Runtime) or .engine/.plan (TensorRT, built by `kapao-edge build`).")] = None,
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,
     thresholds: Annotated[str, typer.Option(help="Post-processing preset: 'demo' (official image demo) or 'val'.")] = "demo",
     conf_thres: Annotated[Optional[float], typer.Option(help="Person confidence threshold (overrides the preset).")] = None,
@@ -260,7 +279,7 @@ def predict(
     conf_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object confidence threshold.")] = None,
     iou_thres_kp: Annotated[Optional[float], typer.Option(help="Keypoint-object NMS IoU threshold.")] = None,
     overwrite_tol: Annotated[Optional[float], typer.Option(help="Fusion distance limit in original-image pixels (default: the model's recommendation, else the preset's).")] = None,
-    out: Annotated[Path, typer.Option(help="Run folder; when it exists and is not empty, the next free <out>2, <out>3, ... is used (see --exist-ok).")] = Path("runs/predict"),
+    out: Annotated[Path, typer.Option(metavar="DIR", help="Run folder; when it exists and is not empty, the next free <out>2, <out>3, ... is used (see --exist-ok).")] = Path("runs/predict"),
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Write into --out even when it holds an earlier run.")] = False,
     save_images: Annotated[bool, typer.Option("--save-images/--no-save-images", help="Write drawn images or the annotated video.")] = True,
     save_json: Annotated[bool, typer.Option("--save-json/--no-save-json", help="Write COCO keypoint results JSON (with boxes).")] = True,
@@ -268,9 +287,10 @@ def predict(
     track: Annotated[bool, typer.Option("--track", help="Give each person a persistent id across frames.")] = False,
     show: Annotated[bool, typer.Option("--show", help="Show drawn frames in a window (where a display exists; q or Esc stops).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at an undecodable or truncated image instead of skipping it.")] = False,
-    preset: Annotated[Optional[str], typer.Option(help="Dataset preset (coco, crowdpose) when the file does not say.")] = None,
+    preset: Annotated[Optional[str], typer.Option(metavar="NAME", help="Dataset preset (coco, crowdpose) when the file does not say.")] = None,
     device: Annotated[str, typer.Option(help="Torch device for --weights: cpu or cuda.")] = "cpu",
     postprocess_backend: Annotated[str, typer.Option(help="Post-processor: auto, cpp or numpy.")] = "auto",
+    server: Annotated[Optional[str], typer.Option(metavar="URL", help="Get poses from a `kapao-edge serve` server (http://HOST:PORT or grpc://HOST:PORT) instead of --weights or --engine; model options are the server's.")] = None,
 ) -> None:
     """Detect poses, draw them, and write JSON lines per frame and COCO-format results."""
     from kapao_edge.data import open_source
@@ -278,24 +298,40 @@ def predict(
     from kapao_edge.postprocess import cpp_available
 
     check_output_dir(out)  # before the model loads: a bad --out costs nothing and leaves nothing
+    if server is not None:
+        _check_server_options(weights=weights, engine=engine, imgsz=imgsz, thresholds=thresholds, conf_thres=conf_thres,
+                              iou_thres=iou_thres, conf_thres_kp=conf_thres_kp, iou_thres_kp=iou_thres_kp,
+                              overwrite_tol=overwrite_tol, preset=preset, device=device,
+                              postprocess_backend=postprocess_backend)
+    if weights is None and engine is None and server is None:  # as Ultralytics does: a model to start with
+        weights = Path("bundled")
+        err_console.print("no --weights, --engine or --server: using the bundled model (kapao-edge info bundled)",
+                          markup=False)
     frames = open_source(source, strict=strict)  # a missing file, camera or unreachable URL fails here
     imgsz = long_side(parse_imgsz(imgsz) or model_imgsz(weights or engine), "predict")
     try:
-        with open_engine(weights, engine, device=device, preset=preset, imgsz=imgsz) as model:
-            config = postprocess_config(
-                thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
-                iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
-            )
+        opened = remote_model(server) if server is not None else open_engine(
+            weights, engine, device=device, preset=preset, imgsz=imgsz)
+        with opened as model:
             tracker = make_tracker(model) if track else None
-            pipeline = make_pipeline(model, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend,
-                                     tracker=tracker)
+            if server is None:
+                config = postprocess_config(
+                    thresholds, model, conf_thres=conf_thres, iou_thres=iou_thres, conf_thres_kp=conf_thres_kp,
+                    iou_thres_kp=iou_thres_kp, overwrite_tol=overwrite_tol,
+                )
+                pipeline = make_pipeline(model, imgsz=imgsz, config=config, postprocess_backend=postprocess_backend,
+                                         tracker=tracker)
+            else:
+                from kapao_edge.serving.client import RemotePipeline
+
+                pipeline = RemotePipeline(model, tracker=tracker)
             run_dir = choose_run_dir(out, exist_ok=exist_ok)
             with _StopOnSignal() as stopper:
                 summary = run_predict(pipeline, frames, run_dir, save_images=save_images, save_json=save_json,
                                       save_jsonl=save_jsonl, show=show, stopper=stopper)
     finally:
         frames.close()
-    post = "cpp" if postprocess_backend != "numpy" and cpp_available() else "numpy"
+    post = "server" if server is not None else "cpp" if postprocess_backend != "numpy" and cpp_available() else "numpy"
     console.print(
         f"{summary['frames']} frame(s), {summary['poses']} pose(s), {summary['dropped']} dropped, "
         f"{len(summary['skipped'])} skipped ({model.backend} engine, {post} post-processing) -> {run_dir}",

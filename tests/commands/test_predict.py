@@ -65,7 +65,7 @@ def test_predict_video_writes_a_video_and_frame_indexed_results(tmp_path: Path, 
     "args, message",
     [
         (["missing.jpg", "--weights", "{weights}"], "does not exist"),
-        (["{image}"], "exactly one of --weights"),
+        (["{image}", "--weights", "{weights}", "--engine", "{weights}"], "exactly one of --weights"),
         (["{image}", "--weights", "{weights}", "--imgsz", "300"], "multiple of 64"),
         (["{image}", "--weights", "{weights}", "--thresholds", "fast"], "--thresholds"),
         (["{image}", "--weights", "{weights}", "--conf-thres", "1.5"], "conf_thres"),
@@ -343,3 +343,12 @@ def test_show_without_a_display_warns_once_and_runs(tmp_path: Path, posing_check
     assert result.exit_code == 0, result.output
     assert result.output.count("no display") == 1
     assert len(_json_lines(tmp_path / "out" / "walk.jsonl")) == 3
+
+
+def test_predict_without_a_model_option_uses_the_bundled_model(tmp_path: Path, coco_sample_dir: Path):
+    """A first run needs no model option, as in Ultralytics; the choice is said on stderr."""
+    image = next(coco_sample_dir.glob("*.jpg"))
+    result = _invoke(str(image), "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "using the bundled model" in result.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) is not None
