@@ -100,7 +100,7 @@ def find_annotations(path: str | os.PathLike) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> dict:
-    path = find_annotations(path)
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"annotation file not found: {path}")
     try:

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from kapao_edge.data.coco import KeypointDataset, detect_format, keypoint_count, load_keypoint_dataset, read_json
+from kapao_edge.data.coco import KeypointDataset, detect_format, find_annotations, keypoint_count, load_keypoint_dataset, read_json
 from kapao_edge.errors import InputError
 from kapao_edge.presets import Preset, get_preset
 
@@ -127,7 +127,7 @@ def evaluate_keypoints(
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    path = Path(annotations_json)
+    path = find_annotations(annotations_json)
     preset = get_preset(preset)
     data = read_json(path)
     k = keypoint_count(data, path)
