@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, check_writable, console, model_imgsz, parse_imgsz, user_errors
+from kapao_edge.serving import DEFAULT_MAX_BATCH
 
 
 @user_errors
@@ -26,7 +27,7 @@ def export(
     candidate_floor: Annotated[float, typer.Option(metavar="OBJ", help="Objectness floor of --max-candidates (rows at or below it never leave the engine).")] = 0.001,
     triton_repo: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Also write a Triton model repository (engine, Python-backend post-processing, ensemble) into this new folder, for a GPU Triton or DeepStream nvinferserver; needs --input uint8.")] = None,
     triton_backend: Annotated[str, typer.Option(help="Engine backend of --triton-repo: onnxruntime, or tensorrt (build model.plan on the GPU with `kapao-edge build`).")] = "onnxruntime",
-    triton_max_batch: Annotated[int, typer.Option(help="max_batch_size of the --triton-repo models (dynamic batching).")] = 8,
+    triton_max_batch: Annotated[int, typer.Option(help="max_batch_size of the --triton-repo models (dynamic batching).")] = DEFAULT_MAX_BATCH,
     triton_instances: Annotated[int, typer.Option(help="Instances per model in --triton-repo (instance_group count).")] = 1,
 ) -> None:
     """Export to ONNX, check the graph, and verify it against PyTorch with ONNX Runtime."""
@@ -39,12 +40,11 @@ def export(
 
     check_writable(out)
     if triton_repo is not None:
-        from kapao_edge.serving.repository import RepositoryOptions
+        from kapao_edge.serving.repository import RepositoryOptions, check_target
 
         repo_options = RepositoryOptions(backend=triton_backend, max_batch=triton_max_batch, instances=triton_instances)
         check_writable(triton_repo / "config.pbtxt")
-        if triton_repo.exists() and (not triton_repo.is_dir() or any(triton_repo.iterdir())):
-            raise InputError(f"--triton-repo {triton_repo} exists and is not an empty folder; choose a new path")
+        check_target(triton_repo)
         if input_format != "uint8":
             raise InputError("--triton-repo needs a uint8-input graph (clients send letterboxed uint8 frames): add --input uint8")
         if max_candidates is not None:

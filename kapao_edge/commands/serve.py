@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from kapao_edge.commands._common import IMGSZ_HELP, IMGSZ_METAVAR, console, err_console, long_side, model_imgsz, parse_imgsz, user_errors
+from kapao_edge.serving import DEFAULT_MAX_BATCH, DEFAULT_MAX_FRAME_SIDE, DEFAULT_MAX_POSES, DEFAULT_QUEUE_DELAY_US, MODEL_NAME
 
 
 @user_errors
@@ -25,12 +26,12 @@ def serve(
     http_port: Annotated[int, typer.Option(help="HTTP/REST port (KServe v2 API, /v2/health/ready).")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port.")] = 8001,
     metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port (/metrics).")] = 8002,
-    max_batch: Annotated[int, typer.Option(help="Largest batch Triton's dynamic batcher forms; 1 turns batching off.")] = 8,
-    queue_delay_us: Annotated[int, typer.Option(help="Longest a request waits for others to batch with, in microseconds.")] = 2000,
+    max_batch: Annotated[int, typer.Option(help="Largest batch Triton's dynamic batcher forms; 1 turns batching off.")] = DEFAULT_MAX_BATCH,
+    queue_delay_us: Annotated[int, typer.Option(help="Longest a request waits for others to batch with, in microseconds.")] = DEFAULT_QUEUE_DELAY_US,
     instances: Annotated[int, typer.Option(help="Model instances (each loads the model once and runs batches in parallel).")] = 1,
-    max_poses: Annotated[int, typer.Option(help="Pose rows per frame in a response (best first); the post-processor returns at most 300.")] = 300,
-    max_frame_side: Annotated[int, typer.Option(help="Frames larger than this many pixels a side are refused, per request.")] = 4096,
-    model_name: Annotated[str, typer.Option(help="Model name clients ask for.")] = "kapao",
+    max_poses: Annotated[int, typer.Option(help=f"Pose rows per frame in a response (best first); the post-processor returns at most {DEFAULT_MAX_POSES}.")] = DEFAULT_MAX_POSES,
+    max_frame_side: Annotated[int, typer.Option(help="Frames larger than this many pixels a side are refused, per request.")] = DEFAULT_MAX_FRAME_SIDE,
+    model_name: Annotated[str, typer.Option(help="Model name clients ask for.")] = MODEL_NAME,
     exit_timeout: Annotated[int, typer.Option(help="Seconds Triton keeps answering in-flight requests after SIGTERM before it refuses them.")] = 5,
     triton_log: Annotated[Optional[Path], typer.Option(help="Triton's own log file [default: a fresh temporary file, printed at start].")] = None,
     imgsz: Annotated[Optional[str], typer.Option(metavar=IMGSZ_METAVAR, help=IMGSZ_HELP)] = None,

@@ -16,7 +16,7 @@ import numpy as np
 
 from kapao_edge.errors import InputError, KapaoEdgeError
 from kapao_edge.postprocess import Poses
-from kapao_edge.serving import protocol
+from kapao_edge.serving import MODEL_NAME, protocol
 
 
 class ServerError(KapaoEdgeError):
@@ -40,7 +40,7 @@ class Client:
     _ids = itertools.count()
     _ids_lock = threading.Lock()
 
-    def __init__(self, url: str, *, model_name: str = protocol.MODEL_NAME, timeout_s: float = 30.0,
+    def __init__(self, url: str, *, model_name: str = MODEL_NAME, timeout_s: float = 30.0,
                  check_ready: bool = True) -> None:
         from kapao_edge.serving.server import require_serving
 

@@ -16,11 +16,8 @@ import numpy as np
 from kapao_edge.data import LetterboxInfo
 from kapao_edge.postprocess import Poses
 
-MODEL_NAME = "kapao"
 INPUT = "frames"  # (B, H, W, 3) uint8 BGR
 OUTPUTS = ("keypoints", "boxes", "scores", "count", "letterbox", "error")
-DEFAULT_MAX_POSES = 300  # the post-processor's max_det: nothing it returns is cut off
-DEFAULT_MAX_FRAME_SIDE = 4096
 
 
 @dataclass(frozen=True)

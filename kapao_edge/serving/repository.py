@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kapao_edge.errors import InputError
+from kapao_edge.serving import DEFAULT_MAX_BATCH, DEFAULT_MAX_POSES, DEFAULT_QUEUE_DELAY_US
 
 ENGINE, POSTPROCESS, ENSEMBLE = "kapao_engine", "kapao_postprocess", "kapao"
 BACKENDS = ("onnxruntime", "tensorrt")
@@ -31,10 +32,10 @@ _TYPES = {1: "TYPE_FP32", 2: "TYPE_UINT8", 10: "TYPE_FP16", 6: "TYPE_INT32", 7: 
 @dataclass(frozen=True)
 class RepositoryOptions:
     backend: str = "onnxruntime"
-    max_batch: int = 8
-    queue_delay_us: int = 2000
+    max_batch: int = DEFAULT_MAX_BATCH
+    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     instances: int = 1
-    max_poses: int = 300
+    max_poses: int = DEFAULT_MAX_POSES
 
 
 def _dims(values: list[Any]) -> str:
@@ -127,6 +128,12 @@ def parse_config(text: str) -> Any:
     return text_format.Parse(text, model_config_pb2.ModelConfig())
 
 
+def check_target(target: Path) -> None:
+    """The repository goes into a new or empty folder: never mixed with an earlier one."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(f"--triton-repo {target} exists and is not an empty folder; choose a new path")
+
+
 def write_repository(onnx_path: str | os.PathLike, target: str | os.PathLike, *, preset_keypoints: int,
                      postprocess: dict[str, Any], options: RepositoryOptions = RepositoryOptions()) -> Path:
     """Write the three models into ``target`` (a fresh or empty folder), all or nothing."""
@@ -136,8 +143,7 @@ def write_repository(onnx_path: str | os.PathLike, target: str | os.PathLike, *,
     for name, value in (("--max-batch", options.max_batch), ("--instances", options.instances), ("--max-poses", options.max_poses)):
         if value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise InputError(f"--triton-repo {target} exists and is not an empty folder; choose a new path")
+    check_target(target)
     (input_name, input_type, _), outputs = _onnx_io(onnx_path)
     if input_type != "TYPE_UINT8":
         raise InputError("--triton-repo needs a uint8-input graph (clients send letterboxed uint8 frames): add --input uint8")

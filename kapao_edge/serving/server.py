@@ -22,7 +22,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kapao_edge.errors import InputError
-from kapao_edge.serving import protocol
+from kapao_edge.serving import (
+    DEFAULT_MAX_BATCH, DEFAULT_MAX_FRAME_SIDE, DEFAULT_MAX_POSES, DEFAULT_QUEUE_DELAY_US, MODEL_NAME, protocol,
+)
 
 SERVE_NEEDED = (
     "serving needs NVIDIA PyTriton and the Triton client ({missing} is not importable): "
@@ -48,12 +50,12 @@ class ServeConfig:
     http_port: int = 8000
     grpc_port: int = 8001
     metrics_port: int = 8002
-    model_name: str = protocol.MODEL_NAME
-    max_batch: int = 8
-    queue_delay_us: int = 2000
+    model_name: str = MODEL_NAME
+    max_batch: int = DEFAULT_MAX_BATCH
+    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     instances: int = 1
-    max_poses: int = protocol.DEFAULT_MAX_POSES
-    max_frame_side: int = protocol.DEFAULT_MAX_FRAME_SIDE
+    max_poses: int = DEFAULT_MAX_POSES
+    max_frame_side: int = DEFAULT_MAX_FRAME_SIDE
     exit_timeout_s: int = 5
     log_file: Path | None = None
 
