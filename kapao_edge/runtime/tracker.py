@@ -154,19 +154,22 @@ def _uncovered(boxes: np.ndarray) -> np.ndarray:
 
     On a ground plane the nearer of two people has their feet lower in the image (a larger box
     bottom), and is the one drawn on top: the person in front of a crossing still gives a clear look."""
-    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])  # (P, P, 2)
-    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])  # (P, P, 2)
-    inter = np.maximum(rb - lt, 0.0).prod(axis=2)  # (P, P)
+    inter = _intersection(boxes, boxes)  # (P, P)
     inter[boxes[:, None, 3] >= boxes[None, :, 3]] = 0.0  # (P, P) only people standing nearer cover (and itself)
     area = np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-6).prod(axis=1)  # (P,)
     return inter.max(axis=1, initial=0.0) <= _CLEAR_OVERLAP * area
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, 4) x (B, 4) x1y1x2y2 -> (A, B) intersection over union (0 for empty boxes)."""
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, 4) x (B, 4) x1y1x2y2 -> (A, B) intersection areas."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])  # (A, B, 2)
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])  # (A, B, 2)
-    inter = np.maximum(rb - lt, 0.0).prod(axis=2)  # (A, B)
+    return np.maximum(rb - lt, 0.0).prod(axis=2)  # (A, B)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, 4) x (B, 4) x1y1x2y2 -> (A, B) intersection over union (0 for empty boxes)."""
+    inter = _intersection(a, b)  # (A, B)
     area_a = np.maximum(a[:, 2:] - a[:, :2], 0.0).prod(axis=1)  # (A,)
     area_b = np.maximum(b[:, 2:] - b[:, :2], 0.0).prod(axis=1)  # (B,)
     union = area_a[:, None] + area_b[None, :] - inter
@@ -260,12 +263,7 @@ class PoseTracker:
             pred_boxes = np.zeros((0, 4))
             pred_kps = np.zeros((0, self.preset.num_keypoints, 2))
         if count and tracks:
-            areas = np.maximum(pred_boxes[:, 2:] - pred_boxes[:, :2], 0.0).prod(axis=1)  # (T,)
-            iou = box_iou(pred_boxes, boxes)  # (T, P)
-            similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
-                          * keypoint_similarity(pred_kps, keypoints[:, :, :2], areas, self._sigmas))  # (T, P)
-            similarity = self._with_appearance(similarity, tracks, looks)
-            similarity[iou < _MIN_IOU] = 0.0
+            similarity = self._similarity(pred_boxes, pred_kps, tracks, boxes, keypoints[:, :, :2], looks)  # (T, P)
         else:
             similarity = np.zeros((len(tracks), count))
 
@@ -286,12 +284,8 @@ class PoseTracker:
             if len(idle) and len(left):
                 last_boxes = np.stack([tracks[i].box for i in idle])  # (t, 4)
                 last_kps = np.stack([tracks[i].keypoints for i in idle])  # (t, K, 2)
-                areas = np.maximum(last_boxes[:, 2:] - last_boxes[:, :2], 0.0).prod(axis=1)
-                iou = box_iou(last_boxes, boxes[left])  # (t, d)
-                sim = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
-                       * keypoint_similarity(last_kps, keypoints[left, :, :2], areas, self._sigmas))
-                sim = self._with_appearance(sim, [tracks[i] for i in idle], None if looks is None else looks[left])
-                sim[iou < _MIN_IOU] = 0.0
+                sim = self._similarity(last_boxes, last_kps, [tracks[i] for i in idle], boxes[left],
+                                       keypoints[left, :, :2], None if looks is None else looks[left])  # (t, d)
                 recovered = np.full(len(left), -1, np.int64)
                 self._associate(sim, np.arange(len(idle)), np.arange(len(left)), recovered)
                 track_of[left[recovered >= 0]] = idle[recovered[recovered >= 0]]
@@ -323,6 +317,18 @@ class PoseTracker:
                 survivors.append(track)
         self._tracks = survivors
         return ids
+
+    def _similarity(self, track_boxes: np.ndarray, track_kps: np.ndarray, tracks: list[_Track], boxes: np.ndarray,
+                    keypoints: np.ndarray, looks: np.ndarray | None) -> np.ndarray:
+        """(T, 4), (T, K, 2) of the tracks x (P, 4), (P, K, 2) of the detections -> (T, P): the mean of
+        box IoU and OKS, mixed with the colour cue, and 0 for pairs whose boxes overlap too little."""
+        areas = np.maximum(track_boxes[:, 2:] - track_boxes[:, :2], 0.0).prod(axis=1)  # (T,)
+        iou = box_iou(track_boxes, boxes)  # (T, P)
+        similarity = (_IOU_WEIGHT * iou + (1 - _IOU_WEIGHT)
+                      * keypoint_similarity(track_kps, keypoints, areas, self._sigmas))  # (T, P)
+        similarity = self._with_appearance(similarity, tracks, looks)
+        similarity[iou < _MIN_IOU] = 0.0
+        return similarity
 
     def _with_appearance(self, similarity: np.ndarray, tracks: list[_Track], looks: np.ndarray | None) -> np.ndarray:
         """Mix the colour similarity into the (T, P) geometric one where the track has a look.
