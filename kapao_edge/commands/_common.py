@@ -111,7 +111,7 @@ def model_imgsz(model_file: str | Path | None) -> int | tuple[int, int]:
             from kapao_edge.model import read_checkpoint
 
             loaded = read_checkpoint(text)
-            return int(loaded.meta["imgsz"]) if "imgsz" in loaded.meta else FALLBACK_IMGSZ
+            return loaded.documented_imgsz or FALLBACK_IMGSZ
     except ModuleNotFoundError as exc:
         if exc.name == "torch":  # a checkpoint on a machine without torch: the command says so itself
             return FALLBACK_IMGSZ

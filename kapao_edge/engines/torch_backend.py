@@ -307,6 +307,5 @@ def load(
     model = loaded.model
     model.fuse()
     digest = sha256_file(path) if Path(path).is_file() else None
-    documented = int(loaded.meta["imgsz"]) if "imgsz" in loaded.meta else None
     return TorchEngine(model, device=device, precision=precision, source_sha256=digest, io=io, cuda_graph=cuda_graph,
-                       imgsz=documented)
+                       imgsz=loaded.documented_imgsz)

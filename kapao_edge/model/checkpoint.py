@@ -38,9 +38,14 @@ class LoadedCheckpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def documented_imgsz(self) -> int | None:
+        """The input size the file documents (a trained model's ``imgsz``), or None where it says nothing."""
+        return int(self.meta["imgsz"]) if "imgsz" in self.meta else None
+
+    @property
     def imgsz(self) -> int:
-        """The input size the file documents (a trained model's ``imgsz``); 320 where it says nothing."""
-        return int(self.meta.get("imgsz", 320))
+        """The documented input size; 320 where the file says nothing."""
+        return self.documented_imgsz or 320
 
     @property
     def scene_size(self) -> int | None:
