@@ -74,12 +74,12 @@ def remote_model(url: str):
     return Client(url)
 
 
-def _check_server_options(**given) -> None:
+def _check_server_options(ctx: typer.Context, **given) -> None:
     """With --server the model runs on the server: options that configure it here would be ignored."""
     from kapao_edge.errors import InputError
 
-    defaults = {"thresholds": "demo", "device": "cpu", "postprocess_backend": "auto"}
-    named = [name for name, value in given.items() if value is not None and value != defaults.get(name)]
+    defaults = {param.name: param.default for param in ctx.command.params}
+    named = [name for name, value in given.items() if value is not None and value != defaults[name]]
     if named:
         options = ", ".join("--" + name.replace("_", "-") for name in named)
         raise InputError(f"--server runs the model on the server: {options} cannot apply here; "
@@ -269,6 +269,7 @@ def run_predict(pipeline, frames, run_dir: Path, *, save_images: bool, save_json
 
 @user_errors
 def predict(
+    ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="An image, a folder, a glob ('frames/*.jpg'), a video, a camera index (0) or an RTSP/HTTP URL.")],
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", metavar="FILE", help="Checkpoint (.pt) or bundled model name, run with the PyTorch reference [default: bundled, when no --engine or --server].")] = None,
     engine: Annotated[Optional[Path], typer.Option("--engine", "-e", metavar="FILE", help="Deployed model: .onnx (ONNX Runtime) or .engine/.plan (TensorRT, built by `kapao-edge build`).")] = None,
@@ -299,7 +300,7 @@ def predict(
 
     check_output_dir(out)  # before the model loads: a bad --out costs nothing and leaves nothing
     if server is not None:
-        _check_server_options(weights=weights, engine=engine, imgsz=imgsz, thresholds=thresholds, conf_thres=conf_thres,
+        _check_server_options(ctx, weights=weights, engine=engine, imgsz=imgsz, thresholds=thresholds, conf_thres=conf_thres,
                               iou_thres=iou_thres, conf_thres_kp=conf_thres_kp, iou_thres_kp=iou_thres_kp,
                               overwrite_tol=overwrite_tol, preset=preset, device=device,
                               postprocess_backend=postprocess_backend)
